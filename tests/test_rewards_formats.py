@@ -1,0 +1,136 @@
+"""Golden formats: the exact PRM input text for a fixed question and steps, for every PRM type."""
+
+import glob
+import os
+
+import pytest
+from omegaconf import OmegaConf
+
+from ttslab.rewards import build_reward_model
+from ttslab.rewards import formats
+
+QUESTION = "What is 2+3?"
+# As the policy writes them: the "\n\n" delimiter ends every step but the last.
+STEPS = ("First, 2+3=5.\n\n", "So the answer is\n\\boxed{5}.")
+CONF = os.path.join(os.path.dirname(__file__), "..", "conf", "prm")
+
+
+def test_math_shepherd_golden():
+    assert formats.math_shepherd(QUESTION, STEPS) == "What is 2+3? First, 2+3=5. ки\nSo the answer is\n\\boxed{5}. ки"
+
+
+def test_rlhflow_golden():
+    expected = (
+        "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"
+        "Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n<|eot_id|>"
+        "<|start_header_id|>user<|end_header_id|>\n\nWhat is 2+3? First, 2+3=5.<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n+<|eot_id|>"
+        "<|start_header_id|>user<|end_header_id|>\n\nSo the answer is\n\\boxed{5}.<|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n"
+    )
+    assert formats.rlhflow(QUESTION, STEPS) == expected
+
+
+def test_judge_golden():
+    expected = (
+        "<|im_start|>system\n" + formats.JUDGE_SYSTEM + "<|im_end|>\n"
+        "<|im_start|>user\nProblem: What is 2+3?\n\nStep 1: First, 2+3=5.\n\nIs step 1 correct?<|im_end|>\n"
+        "<|im_start|>assistant\nYes<|im_end|>\n"
+        "<|im_start|>user\nStep 2: So the answer is\n\\boxed{5}.\n\nIs step 2 correct?<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
+    assert formats.judge(QUESTION, STEPS) == expected
+
+
+def test_qwen_math_prm_golden():
+    expected = (
+        "<|im_start|>system\nPlease reason step by step, and put your final answer within \\boxed{}.<|im_end|>\n"
+        "<|im_start|>user\nWhat is 2+3?<|im_end|>\n"
+        "<|im_start|>assistant\nFirst, 2+3=5.<extra_0>So the answer is\n\\boxed{5}.<extra_0><|im_end|>\n"
+    )
+    assert formats.qwen_math_prm(QUESTION, STEPS) == expected
+
+
+def test_skywork_golden():
+    # Inner newlines become spaces; each step ends with "\n".
+    assert formats.skywork(QUESTION, STEPS, bos="<|endoftext|>") == (
+        "<|endoftext|>What is 2+3?\nFirst, 2+3=5.\nSo the answer is \\boxed{5}.\n"
+    )
+    assert formats.skywork_segments(QUESTION, STEPS, bos="<s>") == (
+        "<s>What is 2+3?\n",
+        ["First, 2+3=5.", "So the answer is \\boxed{5}."],
+    )
+
+
+@pytest.mark.parametrize("name", sorted(formats.LABEL_FORMATS))
+def test_label_prompts_extend_the_previous_step(name):
+    """Prompt for steps[:k+1] starts with the prompt for steps[:k]: the engine reuses its KV."""
+    build = formats.LABEL_FORMATS[name]
+    steps = STEPS + ("Check: 5-3=2.\n\n",)
+    for k in range(1, len(steps)):
+        assert build(QUESTION, steps[: k + 1]).startswith(build(QUESTION, steps[:k]))
+
+
+def test_qwen_step_tag_inside_a_step_is_an_error():
+    with pytest.raises(ValueError, match="step tag"):
+        formats.qwen_math_prm(QUESTION, ("a <extra_0> b",))
+
+
+def test_empty_steps_are_an_error():
+    with pytest.raises(ValueError, match="at least one step"):
+        formats.judge(QUESTION, ())
+    with pytest.raises(TypeError, match="sequence"):
+        formats.math_shepherd(QUESTION, "one string")
+
+
+def test_unknown_label_format_is_named():
+    with pytest.raises(ValueError, match="prm.format='nope'"):
+        formats.label_format("nope")
+
+
+# ------------------------------------------------------------------------------------------- configs
+
+STUDY_PRMS = {
+    "math-shepherd-mistral-7b": "peiyi9979/math-shepherd-mistral-7b-prm",
+    "rlhflow-8b-mistral-data": "RLHFlow/Llama3.1-8B-PRM-Mistral-Data",
+    "rlhflow-8b-deepseek-data": "RLHFlow/Llama3.1-8B-PRM-Deepseek-Data",
+    "skywork-prm-1.5b": "Skywork/Skywork-o1-Open-PRM-Qwen-2.5-1.5B",
+    "skywork-prm-7b": "Skywork/Skywork-o1-Open-PRM-Qwen-2.5-7B",
+    "qwen2.5-math-prm-7b": "Qwen/Qwen2.5-Math-PRM-7B",
+    "qwen2.5-math-prm-72b": "Qwen/Qwen2.5-Math-PRM-72B",
+}
+
+
+@pytest.mark.parametrize("name,hf_id", sorted(STUDY_PRMS.items()))
+def test_study_prm_configs(name, hf_id):
+    cfg = OmegaConf.load(os.path.join(CONF, f"{name}.yaml"))
+    assert cfg.name == name and cfg.hf_id == hf_id and cfg.model == hf_id
+    assert isinstance(cfg.params, float) and cfg.params > 1e9
+    assert cfg.type in ("logprob", "classifier")
+    if cfg.type == "logprob":
+        assert cfg.format in formats.LABEL_FORMATS and (cfg.good_token, cfg.bad_token) == ("+", "-")
+    else:
+        assert cfg.format in formats.CLASSIFIER_FORMATS and cfg.head in ("two_class", "value")
+
+
+def test_every_prm_config_has_the_common_keys():
+    for path in glob.glob(os.path.join(CONF, "*.yaml")):
+        cfg = OmegaConf.load(path)
+        assert cfg.type in ("logprob", "classifier", "judge", "none"), path
+        if cfg.type != "none":
+            for key in ("name", "format", "hf_id", "params", "model", "good_token", "bad_token", "step_tag"):
+                assert key in cfg, f"{path} lacks {key}"
+
+
+def test_cpu_judge_config():
+    cfg = OmegaConf.load(os.path.join(CONF, "cpu_judge.yaml"))
+    assert cfg.type == "judge" and cfg.format == "judge" and cfg.model.startswith("embedded:")
+    assert (cfg.good_token, cfg.bad_token) == ("Yes", "No")
+
+
+def test_build_none_and_bad_type():
+    assert build_reward_model(OmegaConf.load(os.path.join(CONF, "none.yaml")), None) is None
+    with pytest.raises(ValueError, match="prm.type='magic'"):
+        build_reward_model({"name": "x", "type": "magic"}, None)
+    with pytest.raises(ValueError, match=r"needs keys \['good_token'"):
+        build_reward_model({"name": "x", "type": "judge", "format": "judge", "model": "m"}, lambda spec: None)
