@@ -1,0 +1,1 @@
+"""Analysis of run records: scaling curves, difficulty bins, FLOPs, compute-optimal TTS, the study's numbers."""
