@@ -1,0 +1,488 @@
+"""GPU engine: an HTTP client of SGLang's native `POST /generate` API.
+
+SGLang runs as an external server (see `sglang_server.py` for launching one). This client
+- sends all samples of one prompt (the children of one search node) in one batched request, so
+  RadixAttention computes their shared prefix once;
+- keeps the matched step delimiter in the text (`no_stop_trim`) and tells a stop string
+  (`finish_reason.matched` is a str) from EOS (`matched` is an int token id);
+- gives every sample its own `sampling_seed` (taken from `SamplingParams.seed`, as the CPU engine does);
+- shards requests over several servers by `GenerationRequest.affinity` (the problem id), so every
+  request of one problem hits the same radix cache; with a router URL the router places them;
+- retries transport errors and 5xx answers with exponential backoff, then fails naming the server.
+
+The sync methods (the `Engine` protocol) run the async client on an event loop in a helper thread,
+so they work the same in scripts and in Jupyter (whose own loop is already running).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import threading
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Awaitable, Mapping, Sequence, TypeVar
+
+from .base import Completion, GenerationRequest, TokenScores, TokenUsage
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class SGLangError(RuntimeError):
+    """A server answered with an error, or could not be reached after the allowed retries."""
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    concurrency: int = 16  # HTTP requests in flight per server
+    max_batch: int = 64  # prompts per /generate request (a larger group of equal prompts is never split)
+    timeout_s: float = 1800.0  # per HTTP request; long CoT generations take minutes
+    connect_timeout_s: float = 10.0
+    retries: int = 4  # after the first attempt
+    backoff_s: float = 1.0  # first wait; doubles each retry
+    max_backoff_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        for key in ("concurrency", "max_batch"):
+            if int(getattr(self, key)) < 1:
+                raise ValueError(f"engine.{key}={getattr(self, key)!r}: expected an integer >= 1")
+        if int(self.retries) < 0:
+            raise ValueError(f"engine.retries={self.retries!r}: expected an integer >= 0")
+        for key in ("timeout_s", "connect_timeout_s", "backoff_s", "max_backoff_s"):
+            if float(getattr(self, key)) < 0:
+                raise ValueError(f"engine.{key}={getattr(self, key)!r}: expected a number >= 0")
+
+
+def shard_index(affinity: str, n_servers: int) -> int:
+    """Stable server index for a problem id: the same on every run, process and machine."""
+    if n_servers == 1:
+        return 0
+    digest = hashlib.blake2b(affinity.encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % n_servers
+
+
+def sampling_payload(params) -> dict[str, Any]:
+    """SGLang `sampling_params` for one sample. Everything explicit: server defaults come from the
+    model's generation_config.json and would otherwise leak into the study's settings."""
+    p: dict[str, Any] = {
+        "temperature": float(params.temperature),  # SGLang turns ~0 into greedy (top_k=1)
+        "top_p": float(params.top_p),
+        "top_k": int(params.top_k) if params.top_k and params.top_k > 0 else -1,
+        "max_new_tokens": int(params.max_tokens),
+        "no_stop_trim": True,  # keep "\n\n" in the text: prompt + text is the next prefix
+        "sampling_seed": int(params.seed),
+    }
+    if params.stop:
+        p["stop"] = list(params.stop)
+    return p
+
+
+def parse_finish(finish_reason: Any, url: str) -> tuple[str, str | None]:
+    """Map SGLang's finish_reason JSON to ("step" | "eos" | "length", matched stop string or None)."""
+    if not isinstance(finish_reason, Mapping):
+        raise SGLangError(f"{url}: unexpected finish_reason {finish_reason!r} (expected a JSON object)")
+    kind = finish_reason.get("type")
+    if kind == "length":
+        return "length", None
+    if kind == "stop":
+        matched = finish_reason.get("matched")
+        if isinstance(matched, str):
+            return "step", matched
+        return "eos", None  # an int: EOS or a stop_token_ids hit
+    if kind == "abort":
+        raise SGLangError(f"{url}: request aborted by the server: {finish_reason.get('message')!r}")
+    raise SGLangError(f"{url}: unknown finish_reason type {kind!r} in {finish_reason!r}")
+
+
+def parse_completion(item: Mapping[str, Any], url: str) -> Completion:
+    meta = item.get("meta_info") or {}
+    finish, matched = parse_finish(meta.get("finish_reason"), url)
+    text = item.get("text", "")
+    if matched is not None and not text.endswith(matched):
+        text += matched  # a server that trimmed anyway (old versions ignore no_stop_trim)
+    usage = TokenUsage(
+        prompt_tokens=int(meta.get("prompt_tokens", 0)),
+        cached_tokens=int(meta.get("cached_tokens", 0) or 0),
+        completion_tokens=int(meta.get("completion_tokens", 0)),
+    )
+    return Completion(text=text, finish=finish, usage=usage, token_ids=list(item.get("output_ids") or []))
+
+
+class _LoopThread:
+    """An asyncio loop in a daemon thread: sync callers submit coroutines and wait for their result."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="ttslab-sglang-loop", daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Awaitable[T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def stop(self) -> None:
+        if self.loop.is_closed():
+            return
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+
+class SGLangEngine:
+    """`Engine` over one or more SGLang servers (or one sglang-router URL).
+
+    urls      several URLs: one server per GPU (group); requests are sharded by affinity (problem id).
+    router    True: `urls` is one router/gateway URL that places requests itself (e.g. `cache_aware`).
+    servers   launched `SGLangServer`s that this engine owns and shuts down on `close()`.
+    """
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        *,
+        router: bool = False,
+        settings: ClientSettings | None = None,
+        servers: Sequence[Any] = (),
+        name: str = "sglang",
+    ):
+        urls = [str(u).rstrip("/") for u in urls]
+        if not urls:
+            raise ValueError("SGLangEngine: no server URL given (expected at least one http://host:port)")
+        for u in urls:
+            if not u.startswith(("http://", "https://")):
+                raise ValueError(f"SGLangEngine: server URL {u!r} must start with http:// or https://")
+        if router and len(urls) != 1:
+            raise ValueError(f"SGLangEngine: router=True takes exactly one router URL, got {urls}")
+        self.urls = urls
+        self.router = router
+        self.settings = settings or ClientSettings()
+        self.servers = list(servers)
+        self.name = name
+        self._loop = _LoopThread()
+        self._client = None  # httpx.AsyncClient, created on the loop thread
+        self._semaphores: dict[str, asyncio.Semaphore] = {}
+        self._closed = False
+
+    # ----- configuration -----------------------------------------------------------------------
+
+    @classmethod
+    def from_config(cls, engine_cfg: Any, model_cfg: Any, role: str, run_dir: str | Path) -> "SGLangEngine":
+        """Build the engine for `role` ("policy" or "prm") from `conf/engine/sglang.yaml` and the model's
+        config: connect to `engine.<role>.urls` if given, else launch servers (one per `gpus` entry)."""
+        from . import sglang_server
+
+        engine_cfg = _to_dict(engine_cfg)
+        model_cfg = _to_dict(model_cfg)
+        if role not in ("policy", "prm"):
+            raise ValueError(f"SGLangEngine.from_config: role={role!r}; expected 'policy' or 'prm'")
+        role_cfg = _to_dict(engine_cfg.get(role) or {})
+        settings = ClientSettings(
+            **{k: engine_cfg[k] for k in ClientSettings.__dataclass_fields__ if engine_cfg.get(k) is not None}
+        )
+        urls = list(role_cfg.get("urls") or [])
+        router = bool(role_cfg.get("router", False))
+        servers: list[Any] = []
+        if not urls:
+            servers = sglang_server.launch_for_role(engine_cfg, model_cfg, role, run_dir)
+            urls = [s.url for s in servers]
+        engine = cls(urls, router=router, settings=settings, servers=servers, name=f"sglang-{role}")
+        try:
+            engine.wait_ready(timeout_s=float(engine_cfg.get("connect_timeout_s") or 10.0) * 3)
+            engine.check_model(model_cfg)
+        except BaseException:
+            engine.close()
+            raise
+        return engine
+
+    # ----- the Engine protocol (sync) ------------------------------------------------------------
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        return self._run(self.agenerate(requests))
+
+    def next_token_logprobs(
+        self, prompts: Sequence[str], token_ids: Sequence[int], affinity: Sequence[str] | None = None
+    ) -> list[TokenScores]:
+        return self._run(self.anext_token_logprobs(prompts, token_ids, affinity))
+
+    def tokenize(self, text: str) -> list[int]:
+        return self._run(self.atokenize(text))
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._client is not None:
+                self._loop.run(self._client.aclose())
+        finally:
+            self._loop.stop()
+            for server in self.servers:
+                server.stop()
+
+    def __enter__(self) -> "SGLangEngine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def wait_ready(self, timeout_s: float = 30.0) -> None:
+        """Fail fast with a clear message when a configured server is not reachable."""
+        self._run(self._await_health(timeout_s))
+
+    def check_model(self, model_cfg: Mapping[str, Any]) -> None:
+        """Warn when a server serves another model than the config names (a silent mix-up otherwise)."""
+        expected = {str(v) for v in (model_cfg.get("hf_id"), (model_cfg.get("sglang") or {}).get("model_path")) if v}
+        if not expected or self.router:
+            return
+        for url in self.urls:
+            info = self._run(self._get_json(url, ("/model_info", "/get_model_info")))
+            served = str((info or {}).get("model_path", ""))
+            if served and not any(served == e or served.rstrip("/").endswith(e) for e in expected):
+                warnings.warn(f"{url} serves model {served!r} but the config names {sorted(expected)}")
+
+    # ----- async API ----------------------------------------------------------------------------
+
+    async def agenerate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
+        requests = list(requests)
+        if not requests:
+            return []
+        _warn_on_collapsing_seeds(requests)
+        jobs = []
+        for url, batch in self._batches([(r.prompt, r.affinity) for r in requests]):
+            payload = {
+                "text": [requests[i].prompt for i in batch],
+                "sampling_params": [sampling_payload(requests[i].params) for i in batch],
+            }
+            jobs.append(self._generate_batch(url, payload, batch))
+        out: list[Completion | None] = [None] * len(requests)
+        for batch, completions in await asyncio.gather(*jobs):
+            for i, c in zip(batch, completions):
+                out[i] = c
+        return out  # type: ignore[return-value]
+
+    async def anext_token_logprobs(
+        self, prompts: Sequence[str], token_ids: Sequence[int], affinity: Sequence[str] | None = None
+    ) -> list[TokenScores]:
+        # One generated token with return_logprob: `output_token_ids_logprobs[0]` is exactly the
+        # distribution right after the prompt. No prompt logprobs are asked for (logprob_start_len -1),
+        # so the server may reuse the radix cache for the whole prompt; asking for prompt logprobs
+        # (max_new_tokens 0 + logprob_start_len) forces recomputation from that position.
+        # temperature 1, no top-p/top-k: the logprobs are the model's full-vocabulary softmax.
+        prompts = list(prompts)
+        ids = [int(t) for t in token_ids]
+        if not ids:
+            raise ValueError("next_token_logprobs: token_ids is empty (expected the label token ids)")
+        if affinity is not None and len(affinity) != len(prompts):
+            raise ValueError(f"next_token_logprobs: {len(affinity)} affinity keys for {len(prompts)} prompts")
+        keys = list(affinity) if affinity is not None else [""] * len(prompts)
+        jobs = []
+        for url, batch in self._batches(list(zip(prompts, keys))):
+            n = len(batch)
+            payload = {
+                "text": [prompts[i] for i in batch],
+                "sampling_params": [
+                    {"temperature": 1.0, "top_p": 1.0, "top_k": -1, "max_new_tokens": 1, "sampling_seed": 0}
+                ]
+                * n,
+                "return_logprob": [True] * n,
+                "logprob_start_len": [-1] * n,
+                "token_ids_logprob": [ids] * n,
+            }
+            jobs.append(self._score_batch(url, payload, batch, ids))
+        out: list[TokenScores | None] = [None] * len(prompts)
+        for batch, scores in await asyncio.gather(*jobs):
+            for i, s in zip(batch, scores):
+                out[i] = s
+        return out  # type: ignore[return-value]
+
+    async def atokenize(self, text: str) -> list[int]:
+        url = self.urls[0]
+        body = await self._post(url, "/tokenize", {"prompt": text, "add_special_tokens": False})
+        tokens = body.get("tokens") if isinstance(body, Mapping) else None
+        if not isinstance(tokens, list):
+            raise SGLangError(f"{url}/tokenize: expected {{'tokens': [...]}}, got {str(body)[:200]}")
+        return [int(t) for t in tokens]
+
+    # ----- internals ----------------------------------------------------------------------------
+
+    def _run(self, coro: Awaitable[T]) -> T:
+        if self._closed:
+            raise SGLangError(f"{self.name}: the engine is closed")
+        return self._loop.run(coro)
+
+    def _url_for(self, affinity: str, prompt: str) -> str:
+        if self.router or len(self.urls) == 1:
+            return self.urls[0]
+        # No affinity: keep equal prompts together at least (they share a prefix).
+        return self.urls[shard_index(affinity or prompt, len(self.urls))]
+
+    def _batches(self, items: Sequence[tuple[str, str]]) -> list[tuple[str, list[int]]]:
+        """Group request indices by (server, prompt), then pack whole groups into /generate batches.
+        A group (all samples of one prompt) always travels in one request."""
+        groups: "OrderedDict[tuple[str, str], list[int]]" = OrderedDict()
+        for i, (prompt, key) in enumerate(items):
+            groups.setdefault((self._url_for(key, prompt), prompt), []).append(i)
+        batches: list[tuple[str, list[int]]] = []
+        open_batch: dict[str, list[int]] = {}
+        for (url, _), idx in groups.items():
+            cur = open_batch.get(url)
+            if cur is not None and len(cur) + len(idx) > self.settings.max_batch:
+                batches.append((url, cur))
+                cur = None
+            if cur is None:
+                cur = open_batch[url] = []
+            cur.extend(idx)
+        batches.extend((url, idx) for url, idx in open_batch.items() if idx)
+        return batches
+
+    async def _generate_batch(self, url: str, payload: dict, batch: list[int]):
+        body = await self._post(url, "/generate", payload)
+        items = _as_list(body, len(batch), url)
+        return batch, [parse_completion(item, url) for item in items]
+
+    async def _score_batch(self, url: str, payload: dict, batch: list[int], ids: list[int]):
+        body = await self._post(url, "/generate", payload)
+        items = _as_list(body, len(batch), url)
+        scores = []
+        for item in items:
+            meta = item.get("meta_info") or {}
+            positions = meta.get("output_token_ids_logprobs")
+            if not positions or not positions[0]:
+                raise SGLangError(f"{url}/generate: no output_token_ids_logprobs in the answer (meta_info keys: "
+                                  f"{sorted(meta)}); does this server support token_ids_logprob?")
+            got = {int(entry[1]): entry[0] for entry in positions[0]}
+            missing = [t for t in ids if got.get(t) is None]
+            if missing:
+                raise SGLangError(f"{url}/generate: no logprob for token ids {missing}")
+            usage = TokenUsage(
+                prompt_tokens=int(meta.get("prompt_tokens", 0)),
+                cached_tokens=int(meta.get("cached_tokens", 0) or 0),
+                completion_tokens=int(meta.get("completion_tokens", 0)),
+            )
+            scores.append(TokenScores(logprobs={t: float(got[t]) for t in ids}, usage=usage))
+        return batch, scores
+
+    async def _client_for(self):
+        if self._client is None:
+            import httpx
+
+            s = self.settings
+            timeout = httpx.Timeout(s.timeout_s, connect=s.connect_timeout_s)
+            limits = httpx.Limits(max_connections=s.concurrency * len(self.urls) + 4)
+            self._client = httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False)
+            self._semaphores = {u: asyncio.Semaphore(s.concurrency) for u in self.urls}
+        return self._client
+
+    async def _post(self, url: str, path: str, payload: dict) -> Any:
+        return await self._request("POST", url, path, payload)
+
+    async def _get_json(self, url: str, paths: Sequence[str]) -> Any:
+        for path in paths:  # SGLang renamed some endpoints; try the current name, then the old one
+            try:
+                return await self._request("GET", url, path, None)
+            except SGLangError as e:
+                if "HTTP 404" not in str(e):
+                    raise
+        return None
+
+    async def _request(self, method: str, url: str, path: str, payload: dict | None) -> Any:
+        """One HTTP call with bounded retries on transport errors and 5xx; 4xx is final."""
+        import httpx
+
+        client = await self._client_for()
+        s = self.settings
+        attempts = s.retries + 1
+        last: str = ""
+        for attempt in range(attempts):
+            if attempt:
+                await asyncio.sleep(min(s.backoff_s * 2 ** (attempt - 1), s.max_backoff_s))
+            try:
+                async with self._semaphores[url]:
+                    resp = await client.request(method, url + path, json=payload)
+            except httpx.TransportError as e:  # refused, reset, timeout, broken connection
+                last = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+                log.warning("%s%s attempt %d/%d failed: %s", url, path, attempt + 1, attempts, last)
+                continue
+            if resp.status_code >= 500:
+                last = f"HTTP {resp.status_code}: {resp.text[:300]}"
+                log.warning("%s%s attempt %d/%d failed: %s", url, path, attempt + 1, attempts, last)
+                continue
+            if resp.status_code >= 400:
+                raise SGLangError(f"{url}{path} rejected the request: HTTP {resp.status_code}: {resp.text[:500]}")
+            try:
+                return resp.json()
+            except ValueError as e:
+                raise SGLangError(f"{url}{path}: answer is not JSON: {resp.text[:200]!r}") from e
+        raise SGLangError(
+            f"SGLang server {url} failed on {path} after {attempts} attempts ({s.retries} retries with backoff): "
+            f"{last}. Is the server still running? Check its log; finished problems are kept in the run "
+            f"directory and a rerun resumes."
+        )
+
+    async def _await_health(self, timeout_s: float) -> None:
+        import httpx
+
+        client = await self._client_for()
+        loop = asyncio.get_running_loop()
+        for url in self.urls:
+            deadline = loop.time() + timeout_s
+            while True:
+                try:
+                    resp = await client.get(url + "/health")
+                    if resp.status_code == 200:
+                        break
+                    last = f"HTTP {resp.status_code}"
+                except httpx.TransportError as e:
+                    last = f"{type(e).__name__}: {e}"
+                if loop.time() > deadline:
+                    raise SGLangError(f"SGLang server {url} is not healthy after {timeout_s:.0f} s ({last}); "
+                                      f"start it first, or leave engine.<role>.urls empty to launch one")
+                await asyncio.sleep(1.0)
+
+
+def _as_list(body: Any, n: int, url: str) -> list[Mapping[str, Any]]:
+    if isinstance(body, Mapping):
+        body = [body]
+    if not isinstance(body, list) or len(body) != n:
+        got = len(body) if isinstance(body, list) else type(body).__name__
+        raise SGLangError(f"{url}/generate: expected {n} results, got {got}")
+    return body
+
+
+_seed_warned = False
+
+
+def _warn_on_collapsing_seeds(requests: Sequence[GenerationRequest]) -> None:
+    """Equal prompts with equal seeds give equal samples under a seeded sampler: almost surely a bug."""
+    global _seed_warned
+    if _seed_warned:
+        return
+    seen = set()
+    for r in requests:
+        if r.params.temperature <= 0:
+            continue
+        key = (r.prompt, r.params.seed)
+        if key in seen:
+            _seed_warned = True
+            log.warning("several samples of one prompt share sampling_seed=%d: they will be identical",
+                        r.params.seed)
+            return
+        seen.add(key)
+
+
+def _to_dict(cfg: Any) -> dict:
+    if cfg is None:
+        return {}
+    try:
+        from omegaconf import DictConfig, OmegaConf
+
+        if isinstance(cfg, DictConfig):
+            return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(cfg, Mapping):
+        return dict(cfg)
+    raise TypeError(f"expected a mapping or DictConfig, got {type(cfg).__name__}")

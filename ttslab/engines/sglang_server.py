@@ -1,0 +1,348 @@
+"""Launch SGLang servers as child processes and always shut them down.
+
+`python -m sglang.launch_server` is started on 127.0.0.1 and a free port, with its log streamed to the
+run directory. We wait for `GET /health` (SGLang answers 200 once a 1-token generation succeeds) and stop
+the whole process group on `stop()`, at interpreter exit, on SIGTERM (SLURM's cancel/timeout), and, on
+Linux, when this process dies (PR_SET_PDEATHSIG), so no GPU is left held by an orphaned server.
+
+SGLang is never imported here: it lives in its own environment (`launch.python`), because its install
+pulls a multi-GB CUDA stack that ttslab does not depend on.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+INSTALL_HINT = (
+    "install SGLang in its own environment (it pulls torch and a multi-GB CUDA stack), e.g.\n"
+    "    python -m venv ~/sglang-env && ~/sglang-env/bin/pip install uv && "
+    "~/sglang-env/bin/uv pip install --python ~/sglang-env/bin/python --prerelease=allow sglang\n"
+    "then point ttslab at it with engine.launch.python=~/sglang-env/bin/python "
+    "(or start the server yourself and pass engine.policy.urls=[http://127.0.0.1:30000])"
+)
+
+
+class SGLangLaunchError(RuntimeError):
+    """SGLang could not be started: not installed, no GPU, or the server died or never became healthy."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def build_launch_command(
+    *,
+    python: str,
+    model_path: str,
+    port: int,
+    host: str = "127.0.0.1",
+    module: str = "sglang.launch_server",
+    tp_size: int = 1,
+    mem_fraction_static: float | None = None,
+    random_seed: int | None = None,
+    deterministic: bool = True,
+    attention_backend: str | None = None,
+    context_length: int | None = None,
+    schedule_policy: str | None = None,
+    extra_args: Sequence[str] = (),
+) -> list[str]:
+    """The argv of one server (argument names as in SGLang's server_args.py / server_arguments.md)."""
+    cmd = [python, "-m", module, "--model-path", str(model_path), "--host", host, "--port", str(int(port))]
+    cmd += ["--tp-size", str(int(tp_size))]
+    if mem_fraction_static is not None:
+        if not 0.0 < float(mem_fraction_static) < 1.0:
+            raise ValueError(f"mem_fraction_static={mem_fraction_static!r}: expected a fraction in (0, 1)")
+        cmd += ["--mem-fraction-static", str(float(mem_fraction_static))]
+    if random_seed is not None:
+        cmd += ["--random-seed", str(int(random_seed))]
+    if deterministic:
+        # Per-request `sampling_seed` is honoured by the seeded sampler of deterministic mode; it needs a
+        # batch-invariant attention backend (flashinfer, fa3 or triton).
+        cmd += ["--enable-deterministic-inference"]
+    if attention_backend:
+        cmd += ["--attention-backend", str(attention_backend)]
+    if context_length:
+        cmd += ["--context-length", str(int(context_length))]
+    if schedule_policy:
+        cmd += ["--schedule-policy", str(schedule_policy)]
+    cmd += [str(a) for a in extra_args]
+    return cmd
+
+
+def check_importable(python: str, module: str) -> None:
+    """Raise a clear error when `module`'s package cannot be imported by `python`."""
+    package = module.split(".")[0]
+    exe = shutil.which(python) or python
+    if not Path(exe).exists():
+        raise SGLangLaunchError(f"engine.launch.python={python!r}: no such interpreter; {INSTALL_HINT}")
+    probe = f"import importlib.util, sys; sys.exit(0 if importlib.util.find_spec({package!r}) else 3)"
+    rc = subprocess.run([exe, "-c", probe], capture_output=True, timeout=120).returncode
+    if rc == 3:
+        raise SGLangLaunchError(f"the Python package {package!r} is not importable by {exe}; {INSTALL_HINT}")
+    if rc != 0:
+        raise SGLangLaunchError(f"{exe} failed to start (exit {rc}) while probing for {package!r}")
+
+
+def check_gpu_visible(cuda_visible_devices: str | None) -> None:
+    """Raise a clear error when no NVIDIA GPU is visible to the server about to start."""
+    if cuda_visible_devices is not None and cuda_visible_devices.strip() in ("", "-1"):
+        raise SGLangLaunchError(
+            f"CUDA_VISIBLE_DEVICES={cuda_visible_devices!r} hides every GPU; SGLang needs one. "
+            f"Set engine.<role>.gpus (e.g. ['0']) or unset CUDA_VISIBLE_DEVICES"
+        )
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        raise SGLangLaunchError(
+            "no GPU visible: nvidia-smi is not on PATH. SGLang needs an NVIDIA GPU (CUDA); on a CPU-only "
+            "machine use engine=llamacpp. (Set engine.launch.require_gpu=false for other accelerators.)"
+        )
+    res = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=60)
+    if res.returncode != 0 or "GPU" not in res.stdout:
+        raise SGLangLaunchError(f"no GPU visible: `nvidia-smi -L` says: {(res.stdout + res.stderr).strip()[:300]}")
+
+
+def _set_pdeathsig() -> None:  # runs in the child between fork and exec
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+class SGLangServer:
+    """One launched server. Use as a context manager, or call `start()` and `stop()`."""
+
+    def __init__(
+        self,
+        cmd: Sequence[str],
+        *,
+        port: int,
+        log_path: str | os.PathLike,
+        host: str = "127.0.0.1",
+        env: Mapping[str, str] | None = None,
+        startup_timeout_s: float = 1800.0,
+        name: str = "sglang",
+    ):
+        self.cmd = list(cmd)
+        self.port = int(port)
+        self.host = host
+        self.url = f"http://{host}:{self.port}"
+        self.log_path = Path(log_path)
+        self.env = dict(env) if env is not None else None
+        self.startup_timeout_s = float(startup_timeout_s)
+        self.name = name
+        self.proc: subprocess.Popen | None = None
+        self._log_file = None
+
+    def start(self) -> "SGLangServer":
+        """Spawn the process and wait until it is healthy (stopping it if it never gets there)."""
+        self.spawn()
+        try:
+            self.wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def spawn(self) -> "SGLangServer":
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log_file = open(self.log_path, "ab", buffering=0)
+        self._log_file.write(("$ " + " ".join(self.cmd) + "\n").encode())
+        in_main = threading.current_thread() is threading.main_thread()
+        self.proc = subprocess.Popen(
+            self.cmd,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=self.env,
+            start_new_session=True,  # its own process group: stop() takes down its workers too
+            preexec_fn=_set_pdeathsig if (in_main and sys.platform.startswith("linux")) else None,
+        )
+        _register(self)
+        return self
+
+    def wait_healthy(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout_s
+        while True:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise SGLangLaunchError(
+                    f"{self.name} exited with code {self.proc.returncode} before becoming healthy; "
+                    f"last lines of {self.log_path}:\n{self.log_tail()}"
+                )
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=5) as r:
+                    if r.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise SGLangLaunchError(
+                    f"{self.name} at {self.url} not healthy after {self.startup_timeout_s:.0f} s; "
+                    f"last lines of {self.log_path}:\n{self.log_tail()}"
+                )
+            time.sleep(1.0)
+
+    def log_tail(self, n: int = 25) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self, grace_s: float = 30.0) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                proc.terminate()
+            try:
+                proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait(timeout=10)
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        _live.discard(self)
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def __enter__(self) -> "SGLangServer":
+        return self if self.running else self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+# ----- always shut down ------------------------------------------------------------------------
+
+_live: set[SGLangServer] = set()
+_hooks_installed = False
+
+
+def _stop_all() -> None:
+    for server in list(_live):
+        server.stop(grace_s=10.0)
+
+
+def _on_sigterm(signum, frame):  # SLURM cancel / time limit: turn into a normal exit so cleanup runs
+    _stop_all()
+    raise SystemExit(128 + signum)
+
+
+def _register(server: SGLangServer) -> None:
+    global _hooks_installed
+    _live.add(server)
+    if _hooks_installed:
+        return
+    _hooks_installed = True
+    atexit.register(_stop_all)
+    # Only take SIGTERM if nobody else handles it, and only where Python allows (main thread).
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) in (
+        signal.SIG_DFL,
+        None,
+    ):
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+# ----- from configuration ----------------------------------------------------------------------
+
+
+def _gpu_groups(role_cfg: Mapping[str, Any]) -> list[str | None]:
+    """`gpus`: null = inherit CUDA_VISIBLE_DEVICES, one server; "0,1" = one server on those GPUs;
+    ["0", "1", ...] = one server per entry (problems are sharded across them)."""
+    gpus = role_cfg.get("gpus")
+    if gpus is None:
+        return [None]
+    if isinstance(gpus, (str, int)):
+        return [str(gpus)]
+    if isinstance(gpus, Sequence) and gpus:
+        return [str(g) for g in gpus]
+    raise ValueError(f"engine.<role>.gpus={gpus!r}: expected null, '0,1', or a list like ['0', '1']")
+
+
+def launch_for_role(
+    engine_cfg: Mapping[str, Any], model_cfg: Mapping[str, Any], role: str, run_dir: str | os.PathLike
+) -> list[SGLangServer]:
+    """Start the servers for `role` as configured; returns them healthy (or raises, leaving none running)."""
+    launch = dict(engine_cfg.get("launch") or {})
+    role_cfg = dict(engine_cfg.get(role) or {})
+    sg = dict(model_cfg.get("sglang") or {})
+    if not sg and not model_cfg.get("hf_id"):
+        raise ValueError(f"{role} model {model_cfg.get('name')!r} has no `sglang:` settings and no hf_id: "
+                         f"it cannot be served by SGLang (use engine=llamacpp)")
+    model_path = sg.get("model_path") or model_cfg.get("hf_id")
+    if not model_path:
+        raise ValueError(f"{role} model {model_cfg.get('name')!r}: set hf_id or sglang.model_path")
+    python = str(launch.get("python") or sys.executable)
+    module = str(launch.get("module") or "sglang.launch_server")
+    host = str(launch.get("host") or "127.0.0.1")
+    check_importable(python, module)
+    mem = role_cfg.get("mem_fraction_static")
+    if mem is None:
+        mem = sg.get("mem_fraction_static")
+    extra = list(sg.get("extra_args") or []) + list(launch.get("extra_args") or [])
+    extra += list(role_cfg.get("extra_args") or [])
+    servers: list[SGLangServer] = []
+    try:
+        for i, gpus in enumerate(_gpu_groups(role_cfg)):
+            env = dict(os.environ)
+            env.update({str(k): str(v) for k, v in (launch.get("env") or {}).items()})
+            if gpus is not None:
+                env["CUDA_VISIBLE_DEVICES"] = gpus
+            if launch.get("require_gpu", True):
+                check_gpu_visible(env.get("CUDA_VISIBLE_DEVICES"))
+            port = free_port(host)
+            cmd = build_launch_command(
+                python=python,
+                module=module,
+                model_path=str(model_path),
+                host=host,
+                port=port,
+                tp_size=int(sg.get("tp_size") or 1),
+                mem_fraction_static=mem,
+                random_seed=launch.get("random_seed"),
+                deterministic=bool(launch.get("deterministic", True)),
+                attention_backend=launch.get("attention_backend"),
+                context_length=launch.get("context_length"),
+                schedule_policy=launch.get("schedule_policy"),
+                extra_args=extra,
+            )
+            log_path = Path(run_dir) / "logs" / f"sglang-{role}-{i}.log"
+            server = SGLangServer(
+                cmd,
+                port=port,
+                host=host,
+                log_path=log_path,
+                env=env,
+                startup_timeout_s=float(launch.get("startup_timeout_s") or 1800),
+                name=f"SGLang {role} server {i} ({model_path}, GPUs {gpus or env.get('CUDA_VISIBLE_DEVICES', 'all')})",
+            )
+            servers.append(server.spawn())  # all start loading weights at once
+        for server in servers:
+            server.wait_healthy()
+    except BaseException:
+        for s in servers:
+            s.stop()
+        raise
+    return servers
