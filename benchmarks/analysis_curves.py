@@ -29,7 +29,9 @@ def synthetic_records(seed: int = 0) -> tuple[list[dict], int, int]:
         skill = rng.beta(1.2, 1.0)
         grades: dict[str, bool] = {}
 
-        def candidates(n: int, lift: float, subtrees: bool) -> list[dict]:
+        def candidates(
+            n: int, lift: float, subtrees: bool, skill: float, grades: dict[str, bool]
+        ) -> list[dict]:
             nonlocal graded_pairs
             ok = rng.random(n) < min(1.0, skill + lift)
             wrong = rng.integers(0, 12, n)
@@ -43,23 +45,62 @@ def synthetic_records(seed: int = 0) -> tuple[list[dict], int, int]:
                     graded_pairs += 1
                 good = key is not None and grades[key]
                 scores = np.clip(rng.normal(0.7 if good else 0.5, 0.15, steps[i]), 0, 1).round(4).tolist()
-                out.append({"text": "", "steps": [], "step_scores": scores, "answer": key, "key": key,
-                            "correct": good, "finish": "eos", "subtree": i if subtrees else None,
-                            "usage": {"prompt_tokens": 0, "cached_tokens": 0, "completion_tokens": 0}})
+                out.append(
+                    {
+                        "text": "",
+                        "steps": [],
+                        "step_scores": scores,
+                        "answer": key,
+                        "key": key,
+                        "correct": good,
+                        "finish": "eos",
+                        "subtree": i if subtrees else None,
+                        "usage": {"prompt_tokens": 0, "cached_tokens": 0, "completion_tokens": 0},
+                    }
+                )
             return out
 
-        base = {"problem_id": f"p{p}", "policy": "synthetic", "prm": "synthetic-prm", "seed": 0, "beam_width": M}
-        records.append({**base, "method": "best_of_n", "budget": CANDIDATES, "candidates": candidates(CANDIDATES, 0.0, True)})
-        records.append({**base, "method": "dvts", "budget": CANDIDATES * M, "candidates": candidates(CANDIDATES, 0.05, True)})
+        base = {
+            "problem_id": f"p{p}",
+            "policy": "synthetic",
+            "prm": "synthetic-prm",
+            "seed": 0,
+            "beam_width": M,
+        }
+        records.append(
+            {
+                **base,
+                "method": "best_of_n",
+                "budget": CANDIDATES,
+                "candidates": candidates(CANDIDATES, 0.0, True, skill, grades),
+            }
+        )
+        records.append(
+            {
+                **base,
+                "method": "dvts",
+                "budget": CANDIDATES * M,
+                "candidates": candidates(CANDIDATES, 0.05, True, skill, grades),
+            }
+        )
         for b in BUDGETS:
-            records.append({**base, "method": "beam_search", "budget": b * M, "candidates": candidates(b, 0.08, False)})
+            records.append(
+                {
+                    **base,
+                    "method": "beam_search",
+                    "budget": b * M,
+                    "candidates": candidates(b, 0.08, False, skill, grades),
+                }
+            )
         n_candidates += CANDIDATES * 2 + sum(BUDGETS)
     return records, graded_pairs, n_candidates
 
 
 def main() -> None:
     records, graded, n_cand = synthetic_records()
-    print(f"synthetic: {PROBLEMS} problems, {n_cand:,} candidates, {graded:,} distinct (problem, key) pairs graded")
+    print(
+        f"synthetic: {PROBLEMS} problems, {n_cand:,} candidates, {graded:,} distinct (problem, key) pairs graded"
+    )
     t0 = time.perf_counter()
     wide = per_problem_accuracy(records, subsets=32, seed=0)
     t1 = time.perf_counter()

@@ -20,8 +20,9 @@ PRM, PRM_PARAMS = "Skywork-PRM-1.5B", 1_540_000_000
 BEAM_WIDTH = 4
 
 
-def make_candidate(rng: random.Random, gold_key: str, p_correct: float, subtree: int | None,
-                   graded: dict[str, bool]) -> dict[str, Any]:
+def make_candidate(
+    rng: random.Random, gold_key: str, p_correct: float, subtree: int | None, graded: dict[str, bool]
+) -> dict[str, Any]:
     """One final solution; `graded` caches correctness per distinct answer key of the problem."""
     if rng.random() < p_correct:
         key = gold_key
@@ -33,50 +34,102 @@ def make_candidate(rng: random.Random, gold_key: str, p_correct: float, subtree:
         graded[key] = key == gold_key  # one equivalence check per distinct (problem, key)
     good = bool(key is not None and graded[key])
     n_steps = rng.randint(2, 5)
-    scores = [round(min(1.0, max(0.0, (0.72 if good else 0.5) + rng.gauss(0, 0.15))), 4) for _ in range(n_steps)]
+    scores = [
+        round(min(1.0, max(0.0, (0.72 if good else 0.5) + rng.gauss(0, 0.15))), 4) for _ in range(n_steps)
+    ]
     steps = [f"## Step {i + 1}: work on the problem\n\n" for i in range(n_steps - 1)]
-    steps.append("Therefore, the final answer is: $\\boxed{" + (key or "?") + "}$." if key else "I am not sure.")
+    steps.append(
+        "Therefore, the final answer is: $\\boxed{" + (key or "?") + "}$." if key else "I am not sure."
+    )
     completion = 40 * n_steps + rng.randint(0, 30)
     return {
-        "text": "".join(steps), "steps": steps, "step_scores": scores,
-        "answer": None if key is None else f"\\boxed{{{key}}}", "key": key, "correct": good,
-        "finish": "eos" if key else "length", "subtree": subtree,
+        "text": "".join(steps),
+        "steps": steps,
+        "step_scores": scores,
+        "answer": None if key is None else f"\\boxed{{{key}}}",
+        "key": key,
+        "correct": good,
+        "finish": "eos" if key else "length",
+        "subtree": subtree,
         "usage": {"prompt_tokens": 60, "cached_tokens": 40, "completion_tokens": completion},
     }
 
 
-def make_record(problem_id: str, method: str, budget: int, candidates: list[dict], *, gold: str,
-                level: int = 3, policy: str = POLICY, policy_params: int = POLICY_PARAMS,
-                prm: str | None = PRM, prm_params: int | None = PRM_PARAMS, seed: int = 0) -> dict[str, Any]:
+def make_record(
+    problem_id: str,
+    method: str,
+    budget: int,
+    candidates: list[dict],
+    *,
+    gold: str,
+    level: int = 3,
+    policy: str = POLICY,
+    policy_params: int = POLICY_PARAMS,
+    prm: str | None = PRM,
+    prm_params: int | None = PRM_PARAMS,
+    seed: int = 0,
+) -> dict[str, Any]:
     """A full record around given candidates, with selections from ttslab.search.selection."""
     policy_completion = sum(c["usage"]["completion_tokens"] for c in candidates)
-    selections = select_all([c["key"] for c in candidates], [c["correct"] for c in candidates],
-                            [c["answer"] for c in candidates],
-                            [c["step_scores"] if prm else None for c in candidates])
+    selections = select_all(
+        [c["key"] for c in candidates],
+        [c["correct"] for c in candidates],
+        [c["answer"] for c in candidates],
+        [c["step_scores"] if prm else None for c in candidates],
+    )
     return {
-        "problem_id": problem_id, "source": "fixture", "level": level, "subject": "Algebra", "gold": gold,
-        "policy": policy, "policy_params": policy_params, "prm": prm, "prm_params": prm_params,
-        "engine": "fixture", "method": method, "budget": budget,
-        "beam_width": BEAM_WIDTH if method in ("beam_search", "dvts") else None, "seed": seed,
-        "candidates": candidates, "selections": selections,
+        "problem_id": problem_id,
+        "source": "fixture",
+        "level": level,
+        "subject": "Algebra",
+        "gold": gold,
+        "policy": policy,
+        "policy_params": policy_params,
+        "prm": prm,
+        "prm_params": prm_params,
+        "engine": "fixture",
+        "method": method,
+        "budget": budget,
+        "beam_width": BEAM_WIDTH if method in ("beam_search", "dvts") else None,
+        "seed": seed,
+        "candidates": candidates,
+        "selections": selections,
         "usage": {
-            "policy": {"prompt_tokens": 60 * len(candidates) * 3, "cached_tokens": 40 * len(candidates) * 3,
-                       "completion_tokens": policy_completion},
-            "prm": ({"prompt_tokens": policy_completion + 60 * len(candidates), "cached_tokens": 0,
-                     "completion_tokens": 0} if prm else {"prompt_tokens": 0, "cached_tokens": 0, "completion_tokens": 0}),
+            "policy": {
+                "prompt_tokens": 60 * len(candidates) * 3,
+                "cached_tokens": 40 * len(candidates) * 3,
+                "completion_tokens": policy_completion,
+            },
+            "prm": (
+                {
+                    "prompt_tokens": policy_completion + 60 * len(candidates),
+                    "cached_tokens": 0,
+                    "completion_tokens": 0,
+                }
+                if prm
+                else {"prompt_tokens": 0, "cached_tokens": 0, "completion_tokens": 0}
+            ),
         },
-        "tree": None, "wall_time_s": 0.01 * len(candidates),
+        "tree": None,
+        "wall_time_s": 0.01 * len(candidates),
     }
 
 
 def problem_set(n_problems: int, seed: int = 0) -> list[tuple[str, str, float]]:
     """(problem_id, gold key, probability a sample is correct), spread over easy, medium and hard."""
     rng = random.Random(seed)
-    return [(f"p{i:03d}", str(100 + i), rng.choice([0.02, 0.05, 0.2, 0.35, 0.6, 0.9])) for i in range(n_problems)]
+    return [
+        (f"p{i:03d}", str(100 + i), rng.choice([0.02, 0.05, 0.2, 0.35, 0.6, 0.9])) for i in range(n_problems)
+    ]
 
 
-def study_records(n_problems: int = 12, bon_n: int = 16, beam_budgets: tuple[int, ...] = (4, 8, 16),
-                  dvts_n: int = 16, seed: int = 0) -> list[dict[str, Any]]:
+def study_records(
+    n_problems: int = 12,
+    bon_n: int = 16,
+    beam_budgets: tuple[int, ...] = (4, 8, 16),
+    dvts_n: int = 16,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
     """CoT + one Best-of-N record (bon_n) + beam search per budget + one DVTS record (dvts_n) per problem."""
     rng = random.Random(seed)
     out = []
@@ -87,7 +140,9 @@ def study_records(n_problems: int = 12, bon_n: int = 16, beam_budgets: tuple[int
         bon = [make_candidate(rng, gold, p, i, graded) for i in range(bon_n)]
         out.append(make_record(pid, "best_of_n", bon_n, bon, gold=gold))
         for b in beam_budgets:  # search lifts accuracy a little over sampling
-            beams = [make_candidate(rng, gold, min(1.0, p + 0.1), None, graded) for _ in range(b // BEAM_WIDTH)]
+            beams = [
+                make_candidate(rng, gold, min(1.0, p + 0.1), None, graded) for _ in range(b // BEAM_WIDTH)
+            ]
             out.append(make_record(pid, "beam_search", b, beams, gold=gold))
         dvts = [make_candidate(rng, gold, min(1.0, p + 0.05), j, graded) for j in range(dvts_n // BEAM_WIDTH)]
         out.append(make_record(pid, "dvts", dvts_n, dvts, gold=gold))
@@ -98,7 +153,9 @@ def write_run(run_dir: str | Path, records: list[dict[str, Any]]) -> Path:
     """A run directory as `ttslab run` leaves it: config.yaml + records.jsonl (via RecordWriter)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(f"policy:\n  name: {POLICY}\nprm:\n  name: {PRM}\ndataset:\n  name: fixture\n")
+    (run_dir / "config.yaml").write_text(
+        f"policy:\n  name: {POLICY}\nprm:\n  name: {PRM}\ndataset:\n  name: fixture\n"
+    )
     with RecordWriter(run_dir) as w:
         for r in records:
             w.write(r)

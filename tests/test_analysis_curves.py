@@ -6,8 +6,8 @@ import random
 import numpy as np
 import pandas as pd
 import pytest
-
 from analysis_fixtures import BEAM_WIDTH, make_candidate, make_record, study_records
+
 from ttslab.analysis import curves
 from ttslab.search import selection
 
@@ -73,6 +73,7 @@ def test_subsampled_curve_equals_exhaustive_subset_average_on_small_case():
     rec = _random_record(rng, 6)
     exact = {}
     from itertools import combinations
+
     for rule in selection.RULES:
         vals = []
         for subset in combinations(range(6), 3):
@@ -94,7 +95,9 @@ def test_dvts_subsamples_whole_subtrees_and_budgets_step_by_beam_width():
     assert budgets == [4, 8, 16, 32]
     # at the full budget every subtree is used: equals the record's own selections
     for rule in selection.RULES:
-        assert wide[(rec["policy"], rec["prm"], "dvts", rule, 32)].iloc[0] == float(rec["selections"][rule]["correct"])
+        assert wide[(rec["policy"], rec["prm"], "dvts", rule, 32)].iloc[0] == float(
+            rec["selections"][rule]["correct"]
+        )
     with pytest.raises(ValueError, match="not a multiple"):
         curves.per_problem_accuracy([rec], budgets=[6])
 
@@ -107,7 +110,9 @@ def test_dvts_duplicate_subtree_is_rejected():
         curves.candidate_arrays([rec])
 
 
-@pytest.mark.parametrize("n,c,k", [(10, 3, 1), (10, 3, 5), (16, 0, 4), (16, 16, 4), (256, 7, 64), (256, 200, 128), (5, 2, 4)])
+@pytest.mark.parametrize(
+    "n,c,k", [(10, 3, 1), (10, 3, 5), (16, 0, 4), (16, 16, 4), (256, 7, 64), (256, 200, 128), (5, 2, 4)]
+)
 def test_pass_at_k_matches_exact_combinatorics(n, c, k):
     exact = 1 - math.comb(n - c, k) / math.comb(n, k)
     assert float(curves.pass_at_k(n, c, k)) == pytest.approx(exact, rel=1e-10, abs=1e-12)
@@ -119,7 +124,8 @@ def test_pass_at_k_rejects_k_above_n():
 
 
 def test_pass_at_1_equals_fraction_correct():
-    n = np.array([10, 20, 7]); c = np.array([3, 0, 7])
+    n = np.array([10, 20, 7])
+    c = np.array([3, 0, 7])
     np.testing.assert_allclose(curves.pass_at_k(n, c, 1), c / n)
 
 
@@ -139,5 +145,7 @@ def test_curve_table_columns_and_percent_scale():
     table = curves.accuracy_curves(study_records(n_problems=6), n_boot=50)
     assert {"accuracy", "ci_low", "ci_high", "scoring", "voting", "n_problems"} <= set(table.columns)
     assert table["accuracy"].between(0, 100).all()
-    assert (table["ci_low"] <= table["accuracy"] + 1e-9).all() and (table["accuracy"] <= table["ci_high"] + 1e-9).all()
+    assert (table["ci_low"] <= table["accuracy"] + 1e-9).all() and (
+        table["accuracy"] <= table["ci_high"] + 1e-9
+    ).all()
     assert set(table["method"]) == {"cot", "best_of_n", "beam_search", "dvts"}

@@ -2,8 +2,8 @@
 
 import pandas as pd
 import pytest
-
 from analysis_fixtures import study_records
+
 from ttslab.analysis import curves, difficulty
 
 
@@ -11,7 +11,12 @@ def test_pass_at_1_is_fraction_of_correct_sampled_candidates():
     recs = study_records(n_problems=4)
     p1 = difficulty.pass_at_1(recs)
     for pid in p1.index:
-        cands = [c for r in recs if r["problem_id"] == pid and r["method"] in ("best_of_n", "cot") for c in r["candidates"]]
+        cands = [
+            c
+            for r in recs
+            if r["problem_id"] == pid and r["method"] in ("best_of_n", "cot")
+            for c in r["candidates"]
+        ]
         assert p1[pid] == pytest.approx(sum(c["correct"] for c in cands) / len(cands))
 
 

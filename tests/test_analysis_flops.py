@@ -1,8 +1,8 @@
 """FLOPs: Table 4's pre-training column recomputed; inference from record usage."""
 
 import pytest
-
 from analysis_fixtures import study_records
+
 from ttslab.analysis import flops, reference
 
 
@@ -17,8 +17,12 @@ def test_table4_pretraining_column_recomputed_exactly_at_printed_precision():
 
 
 def test_table4_pretraining_named_values():
-    want = {"Llama-3.2-3B-Inst.": 1.62e23, "Llama-3.1-405B-Inst.": 3.65e25,
-            "DeepSeek-R1-Distill-7B": 7.56e23, "DeepSeek-R1": 5.96e25}
+    want = {
+        "Llama-3.2-3B-Inst.": 1.62e23,
+        "Llama-3.1-405B-Inst.": 3.65e25,
+        "DeepSeek-R1-Distill-7B": 7.56e23,
+        "DeepSeek-R1": 5.96e25,
+    }
     for model, value in want.items():
         assert float(f"{flops.pretraining_flops(*flops.PRETRAINING[model][:2]):.2e}") == value
 
@@ -27,9 +31,15 @@ def test_inference_flops_counts_policy_and_prm_with_and_without_reuse():
     rec = study_records(n_problems=1)[1]  # the Best-of-N record
     row = flops.inference_flops([rec]).iloc[0]
     pu, qu = rec["usage"]["policy"], rec["usage"]["prm"]
-    assert row["policy_flops_reuse"] == 2 * rec["policy_params"] * (pu["prompt_tokens"] - pu["cached_tokens"] + pu["completion_tokens"])
-    assert row["policy_flops_no_reuse"] == 2 * rec["policy_params"] * (pu["prompt_tokens"] + pu["completion_tokens"])
-    assert row["prm_flops_no_reuse"] == 2 * rec["prm_params"] * (qu["prompt_tokens"] + qu["completion_tokens"])
+    assert row["policy_flops_reuse"] == 2 * rec["policy_params"] * (
+        pu["prompt_tokens"] - pu["cached_tokens"] + pu["completion_tokens"]
+    )
+    assert row["policy_flops_no_reuse"] == 2 * rec["policy_params"] * (
+        pu["prompt_tokens"] + pu["completion_tokens"]
+    )
+    assert row["prm_flops_no_reuse"] == 2 * rec["prm_params"] * (
+        qu["prompt_tokens"] + qu["completion_tokens"]
+    )
     assert row["total_flops_reuse"] == row["policy_flops_reuse"] + row["prm_flops_reuse"]
     assert row["policy_flops_reuse"] < row["policy_flops_no_reuse"]
 

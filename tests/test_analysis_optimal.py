@@ -17,14 +17,25 @@ def _wide(columns: dict[tuple, list[float]]) -> pd.DataFrame:
 
 def _hand_made() -> pd.DataFrame:
     # problems p0-p3 are "easy", p4-p7 "hard". At budget 4: DVTS wins on easy, beam on hard.
-    return _wide({
-        ("pol", "prm", "dvts", "prm_min_vote", 4): [1, 1, 1, 1, 0, 0, 0, 0],
-        ("pol", "prm", "beam_search", "prm_last_max", 4): [0, 1, 0, 1, 1, 1, 1, 0],
-        ("pol", "prm", "best_of_n", "majority", 4): [1, 0, 1, 0, 0, 0, 0, 0],
-        ("pol", "prm", "best_of_n", curves.PASS_AT_K, 4): [1, 1, 1, 1, 1, 1, 1, 1],  # oracle: never chosen
-        ("pol", "", "cot", "majority", 1): [1, 1, 1, 1, 1, 1, 1, 1],  # baseline: never chosen
-        ("pol", "prm", "best_of_n", "majority", 1): [1, 0, 0, 0, 0, 0, 0, 0],
-    })
+    return _wide(
+        {
+            ("pol", "prm", "dvts", "prm_min_vote", 4): [1, 1, 1, 1, 0, 0, 0, 0],
+            ("pol", "prm", "beam_search", "prm_last_max", 4): [0, 1, 0, 1, 1, 1, 1, 0],
+            ("pol", "prm", "best_of_n", "majority", 4): [1, 0, 1, 0, 0, 0, 0, 0],
+            ("pol", "prm", "best_of_n", curves.PASS_AT_K, 4): [
+                1,
+                1,
+                1,
+                1,
+                1,
+                1,
+                1,
+                1,
+            ],  # oracle: never chosen
+            ("pol", "", "cot", "majority", 1): [1, 1, 1, 1, 1, 1, 1, 1],  # baseline: never chosen
+            ("pol", "prm", "best_of_n", "majority", 1): [1, 0, 0, 0, 0, 0, 0, 0],
+        }
+    )
 
 
 def test_best_configuration_per_difficulty_bin():
@@ -55,7 +66,10 @@ def test_in_sample_vs_cross_validated_curve():
 def test_cross_validation_is_honest_on_pure_noise():
     # 40 equally good (coin-flip) configurations: in-sample picks the luckiest, CV should sit near 50%
     rng = np.random.default_rng(0)
-    cols = {("pol", "prm", "best_of_n", f"r{i}", 4): (rng.random(1000) < 0.5).astype(float).tolist() for i in range(40)}
+    cols = {
+        ("pol", "prm", "best_of_n", f"r{i}", 4): (rng.random(1000) < 0.5).astype(float).tolist()
+        for i in range(40)
+    }
     curve = optimal.compute_optimal_curve(_wide(cols), folds=5).iloc[0]
     assert curve["accuracy_in_sample"] > 52
     assert abs(curve["accuracy_cv"] - 50) < 5 and curve["accuracy_cv"] < curve["accuracy_in_sample"] - 1
@@ -73,8 +87,8 @@ MAJ = pd.Series({4: 50.0, 16: 60.0, 64: 70.0, 256: 72.0})
 def test_efficiency_gain_log2_interpolation_known_answer():
     tts = pd.Series({4: 65.0, 16: 71.0, 64: 75.0, 256: 80.0})
     eg = optimal.efficiency_gain(MAJ, tts)  # target 72 at N=256; crosses 1/4 of the way from 16 to 64 in log2
-    assert eg.matched_budget == pytest.approx(2 ** 4.5)
-    assert eg.value == pytest.approx(256 / 2 ** 4.5) and not eg.lower_bound
+    assert eg.matched_budget == pytest.approx(2**4.5)
+    assert eg.value == pytest.approx(256 / 2**4.5) and not eg.lower_bound
     assert str(eg) == "11.3×"
 
 
@@ -90,8 +104,10 @@ def test_efficiency_gain_exact_hit_and_lower_bound_and_not_reached():
     assert eg.lower_bound and eg.value == 256.0 and str(eg) == ">256.0×"
     assert str(optimal.efficiency_gain(MAJ, pd.Series({4: 65.0, 16: 70.0}))) == "not reached"
     # the paper's 0.8x case: TTS reaches the majority maximum only at a larger budget
-    late = optimal.efficiency_gain(pd.Series({4: 80.0, 16: 87.0, 64: 86.0}), pd.Series({4: 85.0, 16: 86.0, 64: 88.0}))
-    assert late.value == pytest.approx(16 / 2 ** 5) and late.value < 1
+    late = optimal.efficiency_gain(
+        pd.Series({4: 80.0, 16: 87.0, 64: 86.0}), pd.Series({4: 85.0, 16: 86.0, 64: 88.0})
+    )
+    assert late.value == pytest.approx(16 / 2**5) and late.value < 1
 
 
 def test_efficiency_gain_uses_first_budget_of_majority_maximum():

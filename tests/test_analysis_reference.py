@@ -52,7 +52,10 @@ def test_llama_3b_conflict_is_kept_and_flagged_in_both_tables():
     cell = t3[(t3["policy_model"] == "Llama-3.2-3B-Inst.") & (t3["dataset"] == "MATH-500")].iloc[0]
     assert cell["accuracy"] == 75.6 and "78.2" in cell["flag"]
     t5 = reference.table5().set_index("policy_model")
-    assert t5.loc["Llama-3.2-3B-Inst.", "compute_optimal_tts"] == 78.2 and "75.6" in t5.loc["Llama-3.2-3B-Inst.", "flag"]
+    assert (
+        t5.loc["Llama-3.2-3B-Inst.", "compute_optimal_tts"] == 78.2
+        and "75.6" in t5.loc["Llama-3.2-3B-Inst.", "flag"]
+    )
     f1 = reference.figure1()
     assert f1[(f1["panel"] == "a") & (f1["setting"] == "TTS")]["accuracy"].tolist() == [78.2]
 
@@ -71,7 +74,10 @@ def test_figure1_values_agree_with_table3_where_the_paper_agrees():
 
 def test_efficiency_gain_lower_bounds_are_marked():
     t5 = reference.table5()
-    assert t5["efficiency_gain_is_lower_bound"].tolist() == t5["efficiency_gain_printed"].str.startswith(">").tolist()
+    assert (
+        t5["efficiency_gain_is_lower_bound"].tolist()
+        == t5["efficiency_gain_printed"].str.startswith(">").tolist()
+    )
     assert isinstance(reference.flagged(), pd.DataFrame) and len(reference.flagged()) > 0
 
 

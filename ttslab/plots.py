@@ -13,21 +13,35 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only: figures are written by `ttslab figures` and shown inline by notebooks
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
-from ttslab.analysis import reference  # noqa: E402
+from ttslab.analysis import reference
 
 _colors = sns.color_palette("colorblind", 8)
 # One colour per curve kind, shared by every figure (import it in notebooks).
 PALETTE = {
-    "best_of_n": _colors[0], "beam_search": _colors[1], "dvts": _colors[2], "majority": _colors[3],
-    "pass@k": _colors[7], "cot": (0.3, 0.3, 0.3), "compute_optimal": _colors[4], "TTS": _colors[0], "CoT": _colors[7],
+    "best_of_n": _colors[0],
+    "beam_search": _colors[1],
+    "dvts": _colors[2],
+    "majority": _colors[3],
+    "pass@k": _colors[7],
+    "cot": (0.3, 0.3, 0.3),
+    "compute_optimal": _colors[4],
+    "TTS": _colors[0],
+    "CoT": _colors[7],
 }
-LABELS = {"best_of_n": "Best-of-N", "beam_search": "Beam search", "dvts": "DVTS", "majority": "Majority",
-          "pass@k": "Pass@k", "cot": "CoT", "compute_optimal": "Compute-optimal"}
+LABELS = {
+    "best_of_n": "Best-of-N",
+    "beam_search": "Beam search",
+    "dvts": "DVTS",
+    "majority": "Majority",
+    "pass@k": "Pass@k",
+    "cot": "CoT",
+    "compute_optimal": "Compute-optimal",
+}
 STRATEGIES = ("best_of_n", "beam_search", "dvts")
 
 
@@ -38,7 +52,9 @@ def _style() -> None:
 def _grid(n: int, ncols: int = 4, size: tuple[float, float] = (3.6, 3.0)):
     ncols = max(1, min(ncols, n))
     nrows = math.ceil(n / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols + 1.8, size[1] * nrows + 0.6), squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(size[0] * ncols + 1.8, size[1] * nrows + 0.6), squeeze=False
+    )
     axes = list(axes.flat)
     for ax in axes[n:]:
         ax.set_visible(False)
@@ -46,12 +62,14 @@ def _grid(n: int, ncols: int = 4, size: tuple[float, float] = (3.6, 3.0)):
 
 
 def _legend_outside(fig, axes) -> None:
-    handles, labels = {}, {}
+    handles: dict = {}
     for ax in axes:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)
     if handles:
-        fig.legend(list(handles.values()), list(handles), loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+        fig.legend(
+            list(handles.values()), list(handles), loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False
+        )
 
 
 def figure1_bars(data: pd.DataFrame | None = None) -> plt.Figure:
@@ -63,21 +81,38 @@ def figure1_bars(data: pd.DataFrame | None = None) -> plt.Figure:
     for ax, panel in zip(axes, panels):
         d = data[data["panel"] == panel]
         x = np.arange(len(d))
-        bars = ax.bar(x, d["accuracy"], color=[PALETTE[s] for s in d["setting"]], edgecolor="black",
-                      hatch=None, label=None)
+        bars = ax.bar(
+            x,
+            d["accuracy"],
+            color=[PALETTE[s] for s in d["setting"]],
+            edgecolor="black",
+            hatch=None,
+            label=None,
+        )
         for bar, setting, v in zip(bars, d["setting"], d["accuracy"]):
             if setting == "TTS":
                 bar.set_hatch("//")
-            ax.annotate(f"{v:.1f}", (bar.get_x() + bar.get_width() / 2, v), ha="center", va="bottom", fontsize=8)
-        ax.set_xticks(x, [f"{m}\n({s})" for m, s in zip(d["policy_model"], d["size_label"])], fontsize=7, rotation=15)
+            ax.annotate(
+                f"{v:.1f}", (bar.get_x() + bar.get_width() / 2, v), ha="center", va="bottom", fontsize=8
+            )
+        ax.set_xticks(
+            x, [f"{m}\n({s})" for m, s in zip(d["policy_model"], d["size_label"])], fontsize=7, rotation=15
+        )
         lo = 65 if d["dataset"].iloc[0] == "MATH-500" else 0  # the study's axis ranges
         ax.set_ylim(lo, 100 if lo else 90)
         ax.set_title(f"({panel}) {d['dataset'].iloc[0]}")
         ax.set_ylabel("Accuracy (%)")
-    handles = [plt.Rectangle((0, 0), 1, 1, facecolor=PALETTE["TTS"], hatch="//", edgecolor="black"),
-               plt.Rectangle((0, 0), 1, 1, facecolor=PALETTE["CoT"], edgecolor="black")]
-    fig.legend(handles, ["Small policy, compute-optimal TTS", "Large policy, CoT"], loc="center left",
-               bbox_to_anchor=(1.0, 0.5), frameon=False)
+    handles = [
+        plt.Rectangle((0, 0), 1, 1, facecolor=PALETTE["TTS"], hatch="//", edgecolor="black"),
+        plt.Rectangle((0, 0), 1, 1, facecolor=PALETTE["CoT"], edgecolor="black"),
+    ]
+    fig.legend(
+        handles,
+        ["Small policy, compute-optimal TTS", "Large policy, CoT"],
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        frameon=False,
+    )
     fig.suptitle("Figure 1 (study's published values): small LLMs with TTS vs large LLMs with CoT")
     fig.tight_layout()
     return fig
@@ -115,7 +150,12 @@ def _curve_panel(ax, d: pd.DataFrame, cot: pd.DataFrame, rule: str) -> None:
         if m.empty:
             continue
         r = _best_rule(m) if rule == "best" else rule
-        _plot_curve(ax, m[m["rule"] == r], PALETTE[method], f"{LABELS[method]}" + (" (best rule)" if rule == "best" else ""))
+        _plot_curve(
+            ax,
+            m[m["rule"] == r],
+            PALETTE[method],
+            f"{LABELS[method]}" + (" (best rule)" if rule == "best" else ""),
+        )
     bon = d[d["method"] == "best_of_n"]
     for extra, style in (("majority", "--"), ("pass@k", ":")):
         e = bon[bon["rule"] == extra]
@@ -128,7 +168,9 @@ def _curve_panel(ax, d: pd.DataFrame, cot: pd.DataFrame, rule: str) -> None:
     ax.set_ylabel("Accuracy (%)")
 
 
-def accuracy_vs_budget(curves: pd.DataFrame, rule: str = "best", title: str = "Accuracy vs budget") -> plt.Figure:
+def accuracy_vs_budget(
+    curves: pd.DataFrame, rule: str = "best", title: str = "Accuracy vs budget"
+) -> plt.Figure:
     """Figures 4/5/7: one panel per (policy, PRM); BoN / beam / DVTS, majority, pass@k, CoT, 95% CI bands.
 
     rule: a selection rule name (e.g. 'prm_min_vote') or 'best' (each strategy's best rule per panel).
@@ -150,18 +192,26 @@ def accuracy_vs_budget(curves: pd.DataFrame, rule: str = "best", title: str = "A
     return fig
 
 
-def accuracy_by_difficulty(curves: pd.DataFrame, rule: str = "best", title: str = "Accuracy by difficulty") -> plt.Figure:
+def accuracy_by_difficulty(
+    curves: pd.DataFrame, rule: str = "best", title: str = "Accuracy by difficulty"
+) -> plt.Figure:
     """Figures 8/9: rows = (policy, PRM), columns = difficulty bins (output of curves_by_difficulty)."""
     _style()
-    bins = [b for b in ("easy", "medium", "hard") if b in set(curves["difficulty"])] or sorted(curves["difficulty"].unique())
+    bins = [b for b in ("easy", "medium", "hard") if b in set(curves["difficulty"])] or sorted(
+        curves["difficulty"].unique()
+    )
     tts = curves[curves["method"] != "cot"]
     rows = sorted({(p, q) for p, q in zip(tts["policy"], tts["prm"]) if q})
-    fig, axes = plt.subplots(len(rows), len(bins), figsize=(3.6 * len(bins) + 1.8, 3.0 * len(rows) + 0.6), squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), len(bins), figsize=(3.6 * len(bins) + 1.8, 3.0 * len(rows) + 0.6), squeeze=False
+    )
     for i, (policy, prm) in enumerate(rows):
         for j, b in enumerate(bins):
             ax = axes[i, j]
             d = tts[(tts["policy"] == policy) & (tts["prm"] == prm) & (tts["difficulty"] == b)]
-            cot = curves[(curves["method"] == "cot") & (curves["policy"] == policy) & (curves["difficulty"] == b)]
+            cot = curves[
+                (curves["method"] == "cot") & (curves["policy"] == policy) & (curves["difficulty"] == b)
+            ]
             _curve_panel(ax, d, cot, rule)
             n = int(d["n_problems"].max()) if len(d) else 0
             ax.set_title(f"{policy} / {prm}\n{b} ({n} problems)", fontsize=9)
@@ -181,13 +231,26 @@ def prm_ability_fit(points: pd.DataFrame | None = None) -> plt.Figure:
     slope, intercept = reference.figure6_fit()
     fig, ax = plt.subplots(figsize=(6.0, 4.0))
     x = np.linspace(20, 90, 200)
-    ax.plot(x, slope * np.log(x) + intercept, color=PALETTE["compute_optimal"],
-            label=f"study fit: Y = {slope} ln X + {intercept}")
+    ax.plot(
+        x,
+        slope * np.log(x) + intercept,
+        color=PALETTE["compute_optimal"],
+        label=f"study fit: Y = {slope} ln X + {intercept}",
+    )
     if points is not None and not points.empty:
-        sns.scatterplot(data=points, x="ability", y="accuracy", size="params", hue="prm", ax=ax, sizes=(40, 400))
+        sns.scatterplot(
+            data=points, x="ability", y="accuracy", size="params", hue="prm", ax=ax, sizes=(40, 400)
+        )
     else:
-        ax.text(0.5, 0.08, "per-PRM points not published by the study", transform=ax.transAxes, ha="center",
-                fontsize=9, style="italic")
+        ax.text(
+            0.5,
+            0.08,
+            "per-PRM points not published by the study",
+            transform=ax.transAxes,
+            ha="center",
+            fontsize=9,
+            style="italic",
+        )
     ax.set_xlabel("PRM process-supervision ability (ProcessBench score)")
     ax.set_ylabel("TTS accuracy on MATH (%)")
     ax.set_title("Figure 6: PRM ability vs TTS performance (fit: secondary source)")
@@ -200,11 +263,18 @@ def table_figure(df: pd.DataFrame, title: str, col_width: float = 1.6) -> plt.Fi
     """A table rendered as a figure (Tables 3-6); flagged rows are shaded, flags listed below."""
     _style()
     shown = df.drop(columns=[c for c in ("source", "flag") if c in df.columns])
-    cells = shown.map(lambda v: f"{v:.3g}" if isinstance(v, float) and abs(v) >= 1e6 else
-                      (f"{v:.1f}" if isinstance(v, float) else str(v)))
+    cells = shown.map(
+        lambda v: (
+            f"{v:.3g}"
+            if isinstance(v, float) and abs(v) >= 1e6
+            else (f"{v:.1f}" if isinstance(v, float) else str(v))
+        )
+    )
     fig, ax = plt.subplots(figsize=(max(6.0, col_width * len(shown.columns)), 0.45 * (len(shown) + 2) + 0.8))
     ax.axis("off")
-    table = ax.table(cellText=cells.to_numpy(), colLabels=list(shown.columns), loc="upper center", cellLoc="center")
+    table = ax.table(
+        cellText=cells.to_numpy(), colLabels=list(shown.columns), loc="upper center", cellLoc="center"
+    )
     table.auto_set_font_size(False)
     table.set_fontsize(8)
     table.scale(1.0, 1.3)
@@ -216,8 +286,13 @@ def table_figure(df: pd.DataFrame, title: str, col_width: float = 1.6) -> plt.Fi
                     table[i + 1, j].set_facecolor("#fde2c8")
                 notes.append(f"row {i + 1}: {flag}")
     if notes:
-        fig.text(0.01, 0.01, "Flagged (paper inconsistency or missing context):\n" + "\n".join(dict.fromkeys(notes)),
-                 fontsize=7, va="bottom")
+        fig.text(
+            0.01,
+            0.01,
+            "Flagged (paper inconsistency or missing context):\n" + "\n".join(dict.fromkeys(notes)),
+            fontsize=7,
+            va="bottom",
+        )
     ax.set_title(title)
     return fig
 

@@ -18,8 +18,9 @@ Correctness comes from the records (`correct` per candidate): nothing is re-grad
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -75,8 +76,10 @@ def candidate_arrays(records: Sequence[dict[str, Any]]) -> CandidateArrays:
     slot_lists, units = [], []
     for rec in records:
         if _unit_size(rec) != unit_size:
-            raise ValueError(f"{_where(rec)}: beam_width {rec.get('beam_width')} differs from {unit_size} "
-                             "in the same (policy, prm, method) group")
+            raise ValueError(
+                f"{_where(rec)}: beam_width {rec.get('beam_width')} differs from {unit_size} "
+                "in the same (policy, prm, method) group"
+            )
         cands = rec["candidates"]
         if subsampled:
             if rec["budget"] % unit_size:
@@ -87,8 +90,10 @@ def candidate_arrays(records: Sequence[dict[str, Any]]) -> CandidateArrays:
                 j = c.get("subtree")
                 j = i if j is None else int(j)
                 if not 0 <= j < n_units or slots[j] is not None:
-                    raise ValueError(f"{_where(rec)}: candidate {i} has subtree {j!r}; expected a distinct "
-                                     f"index in [0, {n_units}) (one candidate per subtree/sample)")
+                    raise ValueError(
+                        f"{_where(rec)}: candidate {i} has subtree {j!r}; expected a distinct "
+                        f"index in [0, {n_units}) (one candidate per subtree/sample)"
+                    )
                 slots[j] = c
         else:
             slots = list(cands)
@@ -114,11 +119,17 @@ def candidate_arrays(records: Sequence[dict[str, Any]]) -> CandidateArrays:
     return CandidateArrays(
         problem_ids=np.array([str(r["problem_id"]) for r in records]),
         budgets=np.array([int(r["budget"]) for r in records]),
-        units=np.array(units), unit_size=unit_size, keys=keys, correct=correct, scores=scores,
+        units=np.array(units),
+        unit_size=unit_size,
+        keys=keys,
+        correct=correct,
+        scores=scores,
     )
 
 
-def select_correct(arrays: CandidateArrays, idx: np.ndarray, rules: Sequence[str] = RULES) -> dict[str, np.ndarray]:
+def select_correct(
+    arrays: CandidateArrays, idx: np.ndarray, rules: Sequence[str] = RULES
+) -> dict[str, np.ndarray]:
     """Correctness of each rule's pick on subsets `idx` (S, R, n) of slot indices, ascending per row.
 
     Mirrors `ttslab.search.selection.select` on the candidates [slots[i] for i in idx[s, r]]:
@@ -156,7 +167,9 @@ def select_correct(arrays: CandidateArrays, idx: np.ndarray, rules: Sequence[str
     return out
 
 
-def random_subsets(units: np.ndarray, width: int, n_units: int, subsets: int, rng: np.random.Generator) -> np.ndarray:
+def random_subsets(
+    units: np.ndarray, width: int, n_units: int, subsets: int, rng: np.random.Generator
+) -> np.ndarray:
     """(S, R, n_units) random slot subsets, ascending per row, drawn among each record's real units."""
     if n_units > units.min():
         raise ValueError(f"cannot draw {n_units} units: a record has only {units.min()}")
@@ -175,8 +188,12 @@ def pass_at_k(n: np.ndarray | int, c: np.ndarray | int, k: int) -> np.ndarray:
     if np.any(k > n):
         raise ValueError(f"pass@k needs k <= n samples; got k={k}, smallest n={n.min()}")
     # log-space through gammaln keeps C(256, 128)-sized ratios finite and exact to ~1e-13
-    log_ratio = (special.gammaln(n - c + 1) - special.gammaln(n - c - k + 1)
-                 - special.gammaln(n + 1) + special.gammaln(n - k + 1))
+    log_ratio = (
+        special.gammaln(n - c + 1)
+        - special.gammaln(n - c - k + 1)
+        - special.gammaln(n + 1)
+        + special.gammaln(n - k + 1)
+    )
     return np.where(n - c < k, 1.0, 1.0 - np.exp(np.where(n - c < k, 0.0, log_ratio)))
 
 
@@ -210,8 +227,10 @@ def _subsampled_columns(recs, key, budgets, subsets, rng) -> dict[tuple, pd.Seri
         if b % arrays.unit_size or b // arrays.unit_size > max_units:
             if budgets is None:
                 continue
-            raise ValueError(f"{key}: budget {b} is not a multiple of the unit {arrays.unit_size} "
-                             f"at most {max_units * arrays.unit_size} (the smallest largest-N record)")
+            raise ValueError(
+                f"{key}: budget {b} is not a multiple of the unit {arrays.unit_size} "
+                f"at most {max_units * arrays.unit_size} (the smallest largest-N record)"
+            )
         idx = random_subsets(arrays.units, arrays.keys.shape[1], b // arrays.unit_size, subsets, rng)
         for rule, ok in select_correct(arrays, idx, rules).items():
             cols[(*key, rule, b)] = _by_problem(arrays.problem_ids, ok.mean(axis=0))
@@ -298,18 +317,34 @@ def curve_table(
         mean = values.mean(axis=0) if len(values) else np.full(len(cols), np.nan)
         low = high = np.full(len(cols), np.nan)
         if len(values) >= 2:
-            ci = stats.bootstrap((values,), np.mean, axis=0, vectorized=True, n_resamples=n_boot,
-                                 confidence_level=confidence, method="percentile", batch=max(1, 20_000_000 // values.size),
-                                 random_state=np.random.default_rng(seed)).confidence_interval
+            ci = stats.bootstrap(
+                (values,),
+                np.mean,
+                axis=0,
+                vectorized=True,
+                n_resamples=n_boot,
+                confidence_level=confidence,
+                method="percentile",
+                batch=max(1, 20_000_000 // values.size),
+                random_state=np.random.default_rng(seed),
+            ).confidence_interval
             # a column where every problem agrees has a zero-width interval, not NaN
             low, high = np.where(np.isnan(ci.low), mean, ci.low), np.where(np.isnan(ci.high), mean, ci.high)
         for i, col in enumerate(cols):
             rows.append((*col, *split_rule(col[3]), mean[i], low[i], high[i], int(mask.sum())))
-    out = pd.DataFrame(rows, columns=[*COLUMNS, "scoring", "voting", "accuracy", "ci_low", "ci_high", "n_problems"])
+    out = pd.DataFrame(
+        rows, columns=[*COLUMNS, "scoring", "voting", "accuracy", "ci_low", "ci_high", "n_problems"]
+    )
     return out.sort_values(COLUMNS, kind="stable").reset_index(drop=True)
 
 
-def accuracy_curves(records: Iterable[dict[str, Any]], budgets: Sequence[int] | None = None, subsets: int = 32,
-                    n_boot: int = 1000, confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
+def accuracy_curves(
+    records: Iterable[dict[str, Any]],
+    budgets: Sequence[int] | None = None,
+    subsets: int = 32,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Records -> tidy curves (percent, with CIs): `curve_table(per_problem_accuracy(records))`."""
     return curve_table(per_problem_accuracy(records, budgets, subsets, seed), n_boot, confidence, seed)

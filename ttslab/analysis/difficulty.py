@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from itertools import pairwise
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,14 +17,19 @@ ABSOLUTE_LABELS = ["hard", "medium", "easy"]
 SAMPLE_METHODS = ("best_of_n", "cot")
 
 
-def pass_at_1(records: Iterable[dict[str, Any]], policy: str | None = None,
-              methods: Sequence[str] = SAMPLE_METHODS) -> pd.Series:
+def pass_at_1(
+    records: Iterable[dict[str, Any]], policy: str | None = None, methods: Sequence[str] = SAMPLE_METHODS
+) -> pd.Series:
     """Per-problem Pass@1 of one policy: the fraction of correct candidates over its sampling records.
 
     policy: required when the records hold several policies (difficulty is a property of a policy).
     """
-    rows = [(str(r["problem_id"]), r.get("policy"), bool(c["correct"]))
-            for r in records if r["method"] in methods for c in r["candidates"]]
+    rows = [
+        (str(r["problem_id"]), r.get("policy"), bool(c["correct"]))
+        for r in records
+        if r["method"] in methods
+        for c in r["candidates"]
+    ]
     if not rows:
         raise ValueError(f"pass_at_1: no candidates from methods {list(methods)} in the records")
     df = pd.DataFrame(rows, columns=["problem_id", "policy", "correct"])
@@ -44,26 +51,35 @@ def difficulty_bins(pass1: pd.Series, scheme: str = "absolute", quantiles: int =
     """
     if scheme == "absolute":
         if pass1.min() < 0 or pass1.max() > 1:
-            raise ValueError(f"difficulty_bins: Pass@1 must lie in [0, 1], got [{pass1.min()}, {pass1.max()}]")
+            raise ValueError(
+                f"difficulty_bins: Pass@1 must lie in [0, 1], got [{pass1.min()}, {pass1.max()}]"
+            )
         labels = pd.cut(pass1, ABSOLUTE_EDGES, right=False, labels=ABSOLUTE_LABELS)
     elif scheme == "quantile":
-        labels = pd.qcut(pass1.rank(method="first"), quantiles, labels=[f"q{i + 1}" for i in range(quantiles)])
+        labels = pd.qcut(
+            pass1.rank(method="first"), quantiles, labels=[f"q{i + 1}" for i in range(quantiles)]
+        )
     else:
         raise ValueError(f"difficulty_bins: scheme {scheme!r}; expected 'absolute' or 'quantile'")
     return labels.rename("difficulty")
 
 
-def curves_by_difficulty(per_problem: pd.DataFrame, bins: pd.Series, n_boot: int = 1000,
-                         confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
+def curves_by_difficulty(
+    per_problem: pd.DataFrame, bins: pd.Series, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0
+) -> pd.DataFrame:
     """`curve_table` restricted to each difficulty bin, stacked with a `difficulty` column."""
     missing = per_problem.index.difference(bins.index)
     if len(missing):
-        raise ValueError(f"curves_by_difficulty: {len(missing)} problems have no difficulty label, e.g. {missing[0]!r}")
+        raise ValueError(
+            f"curves_by_difficulty: {len(missing)} problems have no difficulty label, e.g. {missing[0]!r}"
+        )
     parts = []
     for label in bins.cat.categories if hasattr(bins, "cat") else sorted(bins.unique()):
         ids = [p for p in per_problem.index if bins[p] == label]
         if ids:
-            parts.append(curve_table(per_problem, n_boot, confidence, seed, problems=ids).assign(difficulty=label))
+            parts.append(
+                curve_table(per_problem, n_boot, confidence, seed, problems=ids).assign(difficulty=label)
+            )
     return pd.concat(parts, ignore_index=True)
 
 
@@ -71,8 +87,12 @@ def pass1_histogram(pass1: pd.Series, n_bins: int = 5) -> pd.DataFrame:
     """Figure 3's data: share of problems per Pass@1 bin of width 1/n_bins (last bin includes 1.0)."""
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     counts, _ = np.histogram(pass1.to_numpy(dtype=float), bins=edges)
-    return pd.DataFrame({
-        "bin": [f"{lo:.1f}-{hi:.1f}" for lo, hi in zip(edges[:-1], edges[1:])],
-        "lower": edges[:-1], "upper": edges[1:], "count": counts,
-        "percent": 100.0 * counts / max(1, counts.sum()),
-    })
+    return pd.DataFrame(
+        {
+            "bin": [f"{lo:.1f}-{hi:.1f}" for lo, hi in pairwise(edges)],
+            "lower": edges[:-1],
+            "upper": edges[1:],
+            "count": counts,
+            "percent": 100.0 * counts / max(1, counts.sum()),
+        }
+    )

@@ -8,7 +8,8 @@ record fields `policy_params` and `prm_params`.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import pandas as pd
 
@@ -42,9 +43,18 @@ def pretraining_flops(params: float, tokens: float) -> float:
 
 def pretraining_table() -> pd.DataFrame:
     """Pre-training FLOPs of every study policy in PRETRAINING."""
-    return pd.DataFrame([{"policy_model": m, "params": n, "pretraining_tokens": d,
-                          "pretraining_flops": pretraining_flops(n, d), "source": src}
-                         for m, (n, d, src) in PRETRAINING.items()])
+    return pd.DataFrame(
+        [
+            {
+                "policy_model": m,
+                "params": n,
+                "pretraining_tokens": d,
+                "pretraining_flops": pretraining_flops(n, d),
+                "source": src,
+            }
+            for m, (n, d, src) in PRETRAINING.items()
+        ]
+    )
 
 
 def _usage(rec: dict[str, Any], who: str) -> dict[str, int]:
@@ -52,8 +62,10 @@ def _usage(rec: dict[str, Any], who: str) -> dict[str, int]:
         u = rec["usage"][who]
         return {k: int(u[k]) for k in ("prompt_tokens", "cached_tokens", "completion_tokens")}
     except (KeyError, TypeError) as e:
-        raise ValueError(f"record problem_id={rec.get('problem_id')!r} method={rec.get('method')!r}: "
-                         f"usage.{who} must hold prompt_tokens, cached_tokens, completion_tokens ({e!r})") from e
+        raise ValueError(
+            f"record problem_id={rec.get('problem_id')!r} method={rec.get('method')!r}: "
+            f"usage.{who} must hold prompt_tokens, cached_tokens, completion_tokens ({e!r})"
+        ) from e
 
 
 def inference_flops(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
@@ -66,8 +78,10 @@ def inference_flops(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
             params = r.get(params_field)
             used = u["prompt_tokens"] + u["completion_tokens"] > 0
             if used and not isinstance(params, (int, float)):
-                raise ValueError(f"record problem_id={r.get('problem_id')!r}: field {params_field!r} must be a "
-                                 f"parameter count when usage.{who} is non-zero, got {params!r}")
+                raise ValueError(
+                    f"record problem_id={r.get('problem_id')!r}: field {params_field!r} must be a "
+                    f"parameter count when usage.{who} is non-zero, got {params!r}"
+                )
             params = float(params or 0)
             row[f"{who}_tokens_reuse"] = u["prompt_tokens"] - u["cached_tokens"] + u["completion_tokens"]
             row[f"{who}_tokens_no_reuse"] = u["prompt_tokens"] + u["completion_tokens"]
@@ -94,12 +108,21 @@ def small_vs_large(small: str, small_inference: float, large: str, large_inferen
     """Table 4's comparison: pre-training (from PRETRAINING) + given inference FLOPs, and the ratio."""
     for name in (small, large):
         if name not in PRETRAINING:
-            raise KeyError(f"small_vs_large: no pre-training figures for {name!r}; known: {', '.join(PRETRAINING)}")
+            raise KeyError(
+                f"small_vs_large: no pre-training figures for {name!r}; known: {', '.join(PRETRAINING)}"
+            )
     rows = []
     for name, inference, setting in ((small, small_inference, "TTS"), (large, large_inference, "CoT")):
         pre = pretraining_flops(*PRETRAINING[name][:2])
-        rows.append({"policy_model": name, "setting": setting, "pretraining_flops": pre,
-                     "inference_flops": inference, "total_flops": pre + inference})
+        rows.append(
+            {
+                "policy_model": name,
+                "setting": setting,
+                "pretraining_flops": pre,
+                "inference_flops": inference,
+                "total_flops": pre + inference,
+            }
+        )
     df = pd.DataFrame(rows)
     df["total_vs_small"] = df["total_flops"] / df["total_flops"].iloc[0]
     return df

@@ -27,7 +27,9 @@ ALL = "all"  # difficulty label when no bins are given
 def _candidate_columns(per_problem: pd.DataFrame) -> pd.DataFrame:
     """Only TTS configurations: drop pass@k (an oracle) and CoT (a baseline)."""
     cols = per_problem.columns
-    keep = ~cols.get_level_values("method").isin(NOT_TTS_METHODS) & (cols.get_level_values("rule") != PASS_AT_K)
+    keep = ~cols.get_level_values("method").isin(NOT_TTS_METHODS) & (
+        cols.get_level_values("rule") != PASS_AT_K
+    )
     return per_problem.loc[:, keep]
 
 
@@ -47,7 +49,9 @@ def _bins_or_all(per_problem: pd.DataFrame, bins: pd.Series | None) -> pd.Series
         return pd.Series(ALL, index=per_problem.index, name="difficulty")
     missing = per_problem.index.difference(bins.index)
     if len(missing):
-        raise ValueError(f"compute-optimal: {len(missing)} problems have no difficulty label, e.g. {missing[0]!r}")
+        raise ValueError(
+            f"compute-optimal: {len(missing)} problems have no difficulty label, e.g. {missing[0]!r}"
+        )
     return bins.reindex(per_problem.index).astype(str)
 
 
@@ -64,7 +68,9 @@ def best_configurations(per_problem: pd.DataFrame, bins: pd.Series | None = None
     return out[["policy", "prm", "difficulty", "budget", "method", "rule", "accuracy", "n_problems"]]
 
 
-def _scored_with_choice(tts: pd.DataFrame, labels: pd.Series, train: np.ndarray, test: np.ndarray) -> pd.DataFrame:
+def _scored_with_choice(
+    tts: pd.DataFrame, labels: pd.Series, train: np.ndarray, test: np.ndarray
+) -> pd.DataFrame:
     """Per-problem values on `test` rows of the configuration chosen on `train` rows of the same bin.
 
     Returns one column per (policy, prm, budget).
@@ -77,8 +83,10 @@ def _scored_with_choice(tts: pd.DataFrame, labels: pd.Series, train: np.ndarray,
         if not te.any():
             continue
         if not tr.any():
-            raise ValueError(f"cross-validation: difficulty bin {label!r} has no training problems in a fold; "
-                             "use fewer folds or coarser bins")
+            raise ValueError(
+                f"cross-validation: difficulty bin {label!r} has no training problems in a fold; "
+                "use fewer folds or coarser bins"
+            )
         rows_in_test = in_bin[test]  # positions of this bin's problems among the test rows
         for _, c in _choose(tts.loc[tr]).iterrows():
             key = (c["policy"], c["prm"], c["budget"])
@@ -87,8 +95,9 @@ def _scored_with_choice(tts: pd.DataFrame, labels: pd.Series, train: np.ndarray,
     return pd.DataFrame(out, index=test_ids)
 
 
-def compute_optimal_curve(per_problem: pd.DataFrame, bins: pd.Series | None = None,
-                          folds: int = 5, seed: int = 0) -> pd.DataFrame:
+def compute_optimal_curve(
+    per_problem: pd.DataFrame, bins: pd.Series | None = None, folds: int = 5, seed: int = 0
+) -> pd.DataFrame:
     """Compute-optimal accuracy (percent) per (policy, prm, budget), in-sample and cross-validated.
 
     With `bins`, the configuration is chosen per difficulty bin (the study's difficulty-aware
@@ -98,7 +107,9 @@ def compute_optimal_curve(per_problem: pd.DataFrame, bins: pd.Series | None = No
     labels = _bins_or_all(per_problem, bins)
     n = len(tts)
     if folds < 2 or folds > n:
-        raise ValueError(f"compute_optimal_curve: folds must be in [2, {n}] (number of problems), got {folds}")
+        raise ValueError(
+            f"compute_optimal_curve: folds must be in [2, {n}] (number of problems), got {folds}"
+        )
     everyone = np.ones(n, dtype=bool)
     in_sample = _scored_with_choice(tts, labels, everyone, everyone).mean(axis=0)
     fold_of = np.random.default_rng(seed).permutation(n) % folds
@@ -159,7 +170,9 @@ def efficiency_gain(majority: pd.Series, optimal: pd.Series, scale: str = "log2"
     i = above[0]  # first point at or above the target; i - 1 is below it
     frac = (target - acc[i - 1]) / (acc[i] - acc[i - 1])
     if scale == "log2":
-        matched = float(2 ** (np.log2(budgets[i - 1]) + frac * (np.log2(budgets[i]) - np.log2(budgets[i - 1]))))
+        matched = float(
+            2 ** (np.log2(budgets[i - 1]) + frac * (np.log2(budgets[i]) - np.log2(budgets[i - 1])))
+        )
     else:
         matched = float(budgets[i - 1] + frac * (budgets[i] - budgets[i - 1]))
     return EfficiencyGain(majority_budget / matched, False, majority_budget, matched)
@@ -169,6 +182,13 @@ def table5_row(policy: str, cot: float, majority: pd.Series, optimal: pd.Series,
     """One Table 5 row from measured curves (accuracy in percent, index = budget)."""
     eg = efficiency_gain(majority, optimal, scale)
     best = float(optimal.max())
-    return {"policy_model": policy, "cot": cot, "majority": float(majority.max()), "compute_optimal_tts": best,
-            "performance_gain_pct": performance_gain(cot, best), "efficiency_gain": eg.value,
-            "efficiency_gain_is_lower_bound": eg.lower_bound, "efficiency_gain_printed": str(eg)}
+    return {
+        "policy_model": policy,
+        "cot": cot,
+        "majority": float(majority.max()),
+        "compute_optimal_tts": best,
+        "performance_gain_pct": performance_gain(cot, best),
+        "efficiency_gain": eg.value,
+        "efficiency_gain_is_lower_bound": eg.lower_bound,
+        "efficiency_gain_printed": str(eg),
+    }
