@@ -35,6 +35,13 @@ from typing import Any
 from ttslab.engines.base import GenerationRequest, SamplingParams
 
 
+class _Unavailable(Exception):
+    pass
+
+
+_ENGINE_LOCKS: dict[int, threading.Lock] = {}
+
+
 class SGLangDouble:
     def __init__(
         self,
@@ -51,7 +58,8 @@ class SGLangDouble:
         self.hang = hang
         self.bodies: list[dict] = []  # every /generate request body, in arrival order
         self.n_generate = 0
-        self._engine_lock = threading.Lock()  # the engine is not thread-safe; SGLang batches anyway
+        # The engine is not thread-safe, and several doubles may share one engine (sharding tests).
+        self._engine_lock = _ENGINE_LOCKS.setdefault(id(engine), threading.Lock())
         self._stopped = threading.Event()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._httpd.daemon_threads = True
@@ -90,6 +98,8 @@ class SGLangDouble:
         sps = [sp] * len(texts) if isinstance(sp, dict) else list(sp)
         if len(sps) != len(texts):
             raise ValueError(f"{len(sps)} sampling_params for {len(texts)} prompts")
+        if self.engine is None:
+            raise _Unavailable("no engine behind this double")
         if _first(body.get("return_logprob"), False):
             out = self._score(texts, sps, body)
         else:
@@ -233,11 +243,11 @@ class SGLangDouble:
                     if double.hang:
                         double._stopped.wait()
                         return
-                    if double.engine is None:
-                        self._send(503, {"object": "error", "message": "no engine behind this double"})
-                        return
                     try:
                         result = double.generate(body)
+                    except _Unavailable as e:
+                        self._send(503, {"object": "error", "message": str(e), "code": 503})
+                        return
                     except (ValueError, KeyError, TypeError) as e:
                         self._send(400, {"object": "error", "message": str(e), "code": 400})
                         return

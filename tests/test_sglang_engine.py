@@ -1,0 +1,210 @@
+"""SGLangEngine against the SGLang wire-format double, backed by the real CPU engine, over real HTTP."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.sglang_double import SGLangDouble
+from ttslab.engines.base import GenerationRequest, SamplingParams
+from ttslab.engines.sglang import ClientSettings, SGLangEngine, SGLangError, shard_index
+from ttslab.prompts import build_prompt
+
+QUESTION = "What is 12 + 30? Explain briefly, then give the answer in \\boxed{}."
+PROMPT = build_prompt("qwen2.5", QUESTION)
+YES_PROMPT = build_prompt("qwen2.5", "Reply with exactly one word: yes")
+STEP = SamplingParams(temperature=0.7, max_tokens=64, stop=("\n\n",), seed=1)
+
+
+@pytest.fixture(scope="module")
+def cpu_engine():
+    llamacpp = pytest.importorskip("ttslab.engines.llamacpp")
+    pytest.importorskip("llama_cpp")
+    eng = llamacpp.LlamaCppEngine("embedded:qwen2.5-coder-0.5b", n_threads=2, max_sequences=8,
+                                  n_ctx_per_sequence=1024)
+    yield eng
+    eng.close()
+
+
+@pytest.fixture(scope="module")
+def double(cpu_engine):
+    with SGLangDouble(cpu_engine) as d:
+        yield d
+
+
+@pytest.fixture(scope="module")
+def client(double):
+    eng = SGLangEngine([double.url], settings=ClientSettings(retries=1, backoff_s=0.05))
+    yield eng
+    eng.close()
+
+
+@pytest.mark.model
+def test_step_finish_keeps_delimiter_and_matches_in_process(client, cpu_engine, double):
+    (c,) = client.generate([GenerationRequest(PROMPT, STEP, affinity="p0")])
+    assert c.finish == "step"
+    assert c.text.endswith("\n\n")
+    body = double.bodies[-1]
+    assert body["sampling_params"][0]["no_stop_trim"] is True
+    assert body["sampling_params"][0]["stop"] == ["\n\n"]
+    assert body["sampling_params"][0]["sampling_seed"] == 1
+    (local,) = cpu_engine.generate([GenerationRequest(PROMPT, STEP)])
+    assert (c.text, c.finish, c.token_ids) == (local.text, local.finish, local.token_ids)
+
+
+@pytest.mark.model
+def test_eos_and_length_finishes(client):
+    eos, length = client.generate([
+        GenerationRequest(YES_PROMPT, SamplingParams(temperature=0.0, max_tokens=32, seed=0)),
+        GenerationRequest(PROMPT, SamplingParams(temperature=0.0, max_tokens=4, seed=0)),
+    ])
+    assert eos.finish == "eos" and eos.usage.completion_tokens < 32
+    assert length.finish == "length" and length.usage.completion_tokens == 4
+
+
+@pytest.mark.model
+def test_children_share_one_request_and_report_cached_tokens(client, double):
+    n_before = len(double.bodies)
+    reqs = [GenerationRequest(PROMPT, SamplingParams(temperature=1.0, max_tokens=8, seed=s), affinity="p0")
+            for s in (11, 12, 13)]
+    out = client.generate(reqs)
+    assert len(double.bodies) == n_before + 1  # all children of one parent in one /generate request
+    assert len(double.bodies[-1]["text"]) == 3
+    assert all(c.usage.prompt_tokens > 0 for c in out)
+    # the first child prefills (from whatever the cache holds); its siblings reuse the prompt
+    assert all(c.usage.cached_tokens >= c.usage.prompt_tokens - 1 for c in out[1:])
+    (again,) = client.generate([reqs[0]])
+    assert again.usage.cached_tokens > 0
+
+
+@pytest.mark.model
+def test_seeds_distinct_samples_and_reproducible(client):
+    hot = SamplingParams(temperature=1.0, max_tokens=24, seed=0)
+    a, b = client.generate([GenerationRequest(PROMPT, hot), GenerationRequest(PROMPT, _seed(hot, 7))])
+    assert a.text != b.text
+    (a2,) = client.generate([GenerationRequest(PROMPT, hot)])
+    assert a2.text == a.text
+
+
+@pytest.mark.model
+def test_next_token_logprobs_and_tokenize_match_in_process(client, cpu_engine, double):
+    ids = [cpu_engine.tokenize("+")[0], cpu_engine.tokenize("-")[0], cpu_engine.tokenize("Yes")[0]]
+    prompts = [PROMPT, YES_PROMPT]
+    remote = client.next_token_logprobs(prompts, ids, affinity=["p0", "p1"])
+    body = double.bodies[-1]
+    assert body["sampling_params"][0]["max_new_tokens"] == 1 and body["logprob_start_len"] == [-1, -1]
+    local = cpu_engine.next_token_logprobs(prompts, ids)
+    for r, l in zip(remote, local):
+        assert set(r.logprobs) == set(ids)
+        for t in ids:
+            assert r.logprobs[t] == pytest.approx(l.logprobs[t], abs=1e-6)
+    assert client.tokenize(QUESTION) == cpu_engine.tokenize(QUESTION)
+
+
+@pytest.mark.model
+def test_sharding_sends_each_problem_to_one_server(cpu_engine):
+    with SGLangDouble(cpu_engine) as d0, SGLangDouble(cpu_engine) as d1:
+        client = SGLangEngine([d0.url, d1.url])
+        try:
+            problems = [f"problem-{i}" for i in range(6)]
+            assert len({shard_index(p, 2) for p in problems}) == 2  # both servers get work
+            reqs = [GenerationRequest(build_prompt("qwen2.5", f"What is {i} + {i}?"),
+                                      SamplingParams(temperature=1.0, max_tokens=2, seed=s), affinity=p)
+                    for i, p in enumerate(problems) for s in range(2)]
+            out = client.generate(reqs)
+            assert len(out) == len(reqs) and all(c.usage.completion_tokens >= 1 for c in out)
+            client.next_token_logprobs([r.prompt for r in reqs[::2]], [15], affinity=problems)
+            for i, p in enumerate(problems):
+                prompt = reqs[2 * i].prompt
+                where = {k for k, d in enumerate((d0, d1)) for b in d.bodies if prompt in b["text"]}
+                assert where == {shard_index(p, 2)}, p
+        finally:
+            client.close()
+
+
+@pytest.mark.model
+def test_server_dying_mid_run_gives_clear_error(cpu_engine):
+    with SGLangDouble(cpu_engine, die_after=1) as d:
+        client = SGLangEngine([d.url], settings=ClientSettings(retries=2, backoff_s=0.05))
+        try:
+            req = GenerationRequest(PROMPT, SamplingParams(temperature=0.0, max_tokens=2))
+            assert client.generate([req])[0].usage.completion_tokens == 2
+            with pytest.raises(SGLangError, match=f"{d.url}.*after 3 attempts"):
+                client.generate([req])
+        finally:
+            client.close()
+
+
+def test_unreachable_server_retries_then_names_url():
+    client = SGLangEngine(["http://127.0.0.1:9"], settings=ClientSettings(retries=2, backoff_s=0.01))
+    try:
+        with pytest.raises(SGLangError, match=r"http://127\.0\.0\.1:9 failed on /generate after 3 attempts"):
+            client.generate([GenerationRequest("x", SamplingParams(max_tokens=1))])
+    finally:
+        client.close()
+
+
+def test_hanging_server_times_out_with_clear_error():
+    with SGLangDouble(None, hang=True) as d:
+        client = SGLangEngine([d.url], settings=ClientSettings(retries=1, backoff_s=0.01, timeout_s=0.3))
+        try:
+            with pytest.raises(SGLangError, match="ReadTimeout"):
+                client.generate([GenerationRequest("x", SamplingParams(max_tokens=1))])
+            assert len(d.bodies) == 2  # first attempt + one retry
+        finally:
+            client.close()
+
+
+def test_server_errors_are_retried_bad_requests_are_not():
+    with SGLangDouble(None) as d:  # no engine behind it: every valid /generate answers 503
+        client = SGLangEngine([d.url], settings=ClientSettings(retries=3, backoff_s=0.01))
+        try:
+            with pytest.raises(SGLangError, match="HTTP 503"):
+                client.generate([GenerationRequest("x", SamplingParams(max_tokens=1))])
+            assert len(d.bodies) == 4  # first attempt + 3 retries
+            bad = {"text": ["a"], "sampling_params": [{}, {}]}  # 2 sampling_params for 1 prompt
+            with pytest.raises(SGLangError, match="rejected the request: HTTP 400"):
+                client._run(client._post(d.url, "/generate", bad))
+            assert len(d.bodies) == 5  # not retried
+        finally:
+            client.close()
+
+
+def test_batches_keep_children_together_and_respect_max_batch():
+    client = SGLangEngine(["http://127.0.0.1:1", "http://127.0.0.1:2"], settings=ClientSettings(max_batch=4))
+    try:
+        items = [(f"prompt-{i // 3}", f"prob-{i // 6}") for i in range(18)]  # 6 prompts x 3 children
+        batches = client._batches(items)
+        assert sorted(i for _, b in batches for i in b) == list(range(18))
+        for url, b in batches:
+            assert len({items[i][0] for i in b}) * 3 == len(b)  # whole groups only
+            assert len(b) <= 4 or len({items[i][0] for i in b}) == 1
+            assert {client._url_for(items[i][1], items[i][0]) for i in b} == {url}
+    finally:
+        client.close()
+
+
+def test_sync_facade_works_inside_a_running_event_loop():
+    import asyncio
+
+    async def notebook_cell():  # Jupyter runs cells inside a live loop
+        client = SGLangEngine(["http://127.0.0.1:9"], settings=ClientSettings(retries=0))
+        try:
+            with pytest.raises(SGLangError):
+                client.tokenize("x")
+        finally:
+            client.close()
+
+    asyncio.run(notebook_cell())
+
+
+def test_rejects_bad_settings_naming_the_key():
+    with pytest.raises(ValueError, match="engine.max_batch=0"):
+        ClientSettings(max_batch=0)
+    with pytest.raises(ValueError, match="must start with http"):
+        SGLangEngine(["127.0.0.1:30000"])
+
+
+def _seed(p: SamplingParams, seed: int) -> SamplingParams:
+    from dataclasses import replace
+
+    return replace(p, seed=seed)
