@@ -1,0 +1,129 @@
+"""The SGLang launcher: command construction, clear launch errors, and the child-process lifecycle.
+
+The lifecycle tests launch the wire-format double as a real child process in place of
+`sglang.launch_server` (engine.launch.module), so spawning, /health, logging and shutdown are real.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from ttslab.engines import sglang_server
+from ttslab.engines.sglang import SGLangEngine, SGLangError
+from ttslab.engines.sglang_server import (
+    SGLangLaunchError,
+    build_launch_command,
+    check_gpu_visible,
+    launch_for_role,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Argument names of `python -m sglang.launch_server` as documented in SGLang's
+# docs/advanced_features/server_arguments.md and deterministic_inference.md (reference/engines.md §1f).
+DOCUMENTED_ARGS = {
+    "--model-path", "--host", "--port", "--tp-size", "--mem-fraction-static", "--random-seed",
+    "--enable-deterministic-inference", "--attention-backend", "--context-length", "--schedule-policy",
+    "--enable-metrics", "--enable-cache-report", "--dp-size", "--max-running-requests",
+}
+
+POLICY = {"name": "qwen2.5-7b-instruct", "hf_id": "Qwen/Qwen2.5-7B-Instruct",
+          "sglang": {"model_path": None, "tp_size": 2, "mem_fraction_static": 0.85, "extra_args": ["--enable-metrics"]}}
+
+
+def test_launch_command_uses_documented_arguments():
+    cmd = build_launch_command(python="/env/bin/python", model_path="Qwen/Qwen2.5-7B-Instruct", port=31234,
+                               tp_size=2, mem_fraction_static=0.55, random_seed=0, deterministic=True,
+                               attention_backend="triton", schedule_policy="lpm", extra_args=["--enable-metrics"])
+    assert cmd[:3] == ["/env/bin/python", "-m", "sglang.launch_server"]
+    flags = [a for a in cmd if a.startswith("--")]
+    assert set(flags) <= DOCUMENTED_ARGS, set(flags) - DOCUMENTED_ARGS
+    pairs = dict(zip(cmd[3::1], cmd[4::1]))
+    assert pairs["--model-path"] == "Qwen/Qwen2.5-7B-Instruct"
+    assert pairs["--host"] == "127.0.0.1" and pairs["--port"] == "31234"
+    assert pairs["--tp-size"] == "2" and pairs["--mem-fraction-static"] == "0.55"
+    assert pairs["--random-seed"] == "0" and pairs["--attention-backend"] == "triton"
+    assert "--enable-deterministic-inference" in cmd
+    assert "--enable-deterministic-inference" not in build_launch_command(
+        python="p", model_path="m", port=1, deterministic=False)
+
+
+def test_launch_command_rejects_bad_memory_fraction():
+    with pytest.raises(ValueError, match="mem_fraction_static=1.5"):
+        build_launch_command(python="p", model_path="m", port=1, mem_fraction_static=1.5)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("sglang") is not None, reason="sglang is installed here")
+def test_missing_sglang_names_the_install_command(tmp_path):
+    engine_cfg = {"launch": {"python": sys.executable}, "policy": {}}
+    with pytest.raises(SGLangLaunchError, match=r"(?s)'sglang' is not importable.*uv pip install .*sglang"):
+        launch_for_role(engine_cfg, POLICY, "policy", tmp_path)
+
+
+def test_missing_interpreter_is_a_clear_error(tmp_path):
+    engine_cfg = {"launch": {"python": str(tmp_path / "no-such-python")}, "policy": {}}
+    with pytest.raises(SGLangLaunchError, match="no such interpreter"):
+        launch_for_role(engine_cfg, POLICY, "policy", tmp_path)
+
+
+def test_no_gpu_is_a_clear_error(monkeypatch):
+    with pytest.raises(SGLangLaunchError, match="CUDA_VISIBLE_DEVICES=''"):
+        check_gpu_visible("")
+    monkeypatch.setattr(sglang_server.shutil, "which", lambda name: None)
+    with pytest.raises(SGLangLaunchError, match="nvidia-smi is not on PATH"):
+        check_gpu_visible(None)
+
+
+def _double_launch(**launch) -> dict:
+    env = {"PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    return {"launch": {"python": sys.executable, "module": "tests.sglang_double", "require_gpu": False,
+                       "startup_timeout_s": 60, "env": env, **launch},
+            "policy": {"gpus": ["0", "1"], "mem_fraction_static": 0.5}, "connect_timeout_s": 1}
+
+
+def test_launched_servers_are_healthy_logged_sharded_and_stopped(tmp_path):
+    engine = SGLangEngine.from_config(_double_launch(random_seed=3), POLICY, "policy", tmp_path)
+    procs = [s.proc for s in engine.servers]
+    try:
+        assert len(engine.urls) == 2 and all(u.startswith("http://127.0.0.1:") for u in engine.urls)
+        assert all(s.running for s in engine.servers)
+        logs = sorted((tmp_path / "logs").glob("sglang-policy-*.log"))
+        assert [p.name for p in logs] == ["sglang-policy-0.log", "sglang-policy-1.log"]
+        text = logs[1].read_text()
+        assert "--tp-size 2" in text and "--mem-fraction-static 0.5" in text and "--random-seed 3" in text
+        assert "--enable-metrics" in text  # the model's extra_args
+        assert engine.servers[1].env["CUDA_VISIBLE_DEVICES"] == "1"
+    finally:
+        engine.close()
+    assert all(p.poll() is not None for p in procs)  # no orphaned server
+    assert not engine.servers[0].running
+
+
+def test_server_that_dies_at_startup_shows_its_log(tmp_path):
+    cfg = _double_launch(extra_args=["--exit-code", "3"])
+    with pytest.raises(SGLangLaunchError, match=r"exited with code 3(.|\n)*simulated launch failure"):
+        launch_for_role(cfg, POLICY, "policy", tmp_path)
+    assert not sglang_server._live  # nothing left running
+
+
+def test_connecting_to_a_missing_server_fails_fast(tmp_path):
+    cfg = {"policy": {"urls": ["http://127.0.0.1:9"]}, "connect_timeout_s": 0.5}
+    with pytest.raises(SGLangError, match=r"http://127\.0\.0\.1:9 is not healthy"):
+        SGLangEngine.from_config(cfg, POLICY, "policy", tmp_path)
+
+
+def test_router_mode_takes_one_url():
+    with pytest.raises(ValueError, match="router=True takes exactly one router URL"):
+        SGLangEngine(["http://a:1", "http://b:2"], router=True)
+
+
+def test_bad_role_and_gpus_are_named():
+    with pytest.raises(ValueError, match="role='judge'"):
+        SGLangEngine.from_config({}, POLICY, "judge", ".")
+    with pytest.raises(ValueError, match=r"engine.<role>.gpus=\{\}"):
+        sglang_server._gpu_groups({"gpus": {}})
