@@ -34,9 +34,9 @@ def test_rlhflow_golden():
 def test_judge_golden():
     expected = (
         "<|im_start|>system\n" + formats.JUDGE_SYSTEM + "<|im_end|>\n"
-        "<|im_start|>user\nProblem: What is 2+3?\n\nStep 1: First, 2+3=5.\n\nIs step 1 correct?<|im_end|>\n"
+        "<|im_start|>user\nProblem: What is 2+3?\n\nStep 1: First, 2+3=5.\n\nCheck the arithmetic. Is step 1 correct? Answer Yes or No.<|im_end|>\n"
         "<|im_start|>assistant\nYes<|im_end|>\n"
-        "<|im_start|>user\nStep 2: So the answer is\n\\boxed{5}.\n\nIs step 2 correct?<|im_end|>\n"
+        "<|im_start|>user\nStep 2: So the answer is\n\\boxed{5}.\n\nCheck the arithmetic. Is step 2 correct? Answer Yes or No.<|im_end|>\n"
         "<|im_start|>assistant\n"
     )
     assert formats.judge(QUESTION, STEPS) == expected

@@ -82,13 +82,16 @@ def rlhflow(
 
 # ------------------------------------------------------------------------------------------ CPU judge
 
+# Picked among three wordings by benchmarks/prm_cost.py (hand-made correct/wrong step pairs): asking to
+# check the arithmetic separated the pairs best for the 1.5B judge (10/12 vs 8/12 and 9/12).
 JUDGE_SYSTEM = (
-    "You are a careful math teacher. A student solves a problem one step at a time. "
-    "After each step, reply with exactly one word: Yes if the step is correct, "
-    "or No if it contains any mistake."
+    "You check math solutions. For each step, decide if its arithmetic and reasoning are correct. "
+    "Answer only Yes or No."
 )
-JUDGE_FIRST_USER = "Problem: {question}\n\nStep {index}: {step}\n\nIs step {index} correct?"
-JUDGE_NEXT_USER = "Step {index}: {step}\n\nIs step {index} correct?"
+JUDGE_FIRST_USER = (
+    "Problem: {question}\n\nStep {index}: {step}\n\nCheck the arithmetic. Is step {index} correct? Answer Yes or No."
+)
+JUDGE_NEXT_USER = "Step {index}: {step}\n\nCheck the arithmetic. Is step {index} correct? Answer Yes or No."
 
 
 def _chatml_turn(role: str, content: str) -> str:

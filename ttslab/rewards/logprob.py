@@ -33,7 +33,10 @@ def renormalised_good_probability(logprob_good: float, logprob_bad: float) -> fl
     """P(good) / (P(good) + P(bad)), computed stably from log-probabilities."""
     if math.isinf(logprob_good) and math.isinf(logprob_bad):
         return 0.5  # neither label is possible: no information
-    return 1.0 / (1.0 + math.exp(logprob_bad - logprob_good))
+    gap = logprob_bad - logprob_good
+    if gap > 0:  # written so that exp never overflows
+        return math.exp(-gap) / (1.0 + math.exp(-gap))
+    return 1.0 / (1.0 + math.exp(gap))
 
 
 class LogprobPRM:
