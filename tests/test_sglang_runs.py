@@ -1,0 +1,197 @@
+"""`ttslab run` end to end over SGLang's wire format: same records as in-process, failure and resume,
+Hydra multirun with the basic launcher, and the SLURM launcher config composing without a cluster.
+
+The SGLang servers are the wire-format double backed by the real CPU engine (one for the policy, one
+for the PRM, as the in-process run has two engines); `ttslab run` itself runs as a subprocess.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.sglang_double import SGLangDouble
+from ttslab.results import read_records
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL = "embedded:qwen2.5-coder-0.5b"
+SMALL_CPU = ["engine.max_sequences=8", "engine.n_ctx_per_sequence=1024", "engine.n_threads=2"]
+TINY = [
+    "dataset.limit=1",
+    "progress=false",
+    "plan=[{name:best_of_n,budgets:[2],max_tokens:48},"
+    "{name:beam_search,budgets:[4],beam_width:2,max_tokens:64,max_step_tokens:24,max_steps:2}]",
+]
+
+
+def ttslab(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "ttslab.cli", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def sglang_overrides(policy_url: str, prm_url: str) -> list[str]:
+    return ["engine=sglang", f"engine.policy.urls=['{policy_url}']", f"engine.prm.urls=['{prm_url}']",
+            "engine.retries=1", "engine.backoff_s=0.05"]
+
+
+def _engine():
+    from ttslab.engines.llamacpp import LlamaCppEngine
+
+    return LlamaCppEngine(MODEL, n_threads=2, max_sequences=8, n_ctx_per_sequence=1024)
+
+
+@pytest.fixture(scope="module")
+def servers():
+    pytest.importorskip("llama_cpp")
+    policy, prm = _engine(), _engine()
+    hf_id = "Qwen/Qwen2.5-Coder-0.5B-Instruct"
+    with SGLangDouble(policy, model_path=hf_id) as dp, SGLangDouble(prm, model_path=hf_id) as dr:
+        yield dp, dr
+    policy.close()
+    prm.close()
+
+
+def _signature(records):
+    return sorted(
+        (r["method"], r["budget"], [(c["text"], c["answer"], c["finish"]) for c in r["candidates"]])
+        for r in records
+    )
+
+
+@pytest.mark.model
+def test_records_over_http_match_in_process(servers, tmp_path):
+    dp, dr = servers
+    local = ttslab("run", *TINY, *SMALL_CPU, f"run_dir={tmp_path / 'cpu'}")
+    assert local.returncode == 0, local.stderr[-3000:]
+    remote = ttslab("run", *TINY, *sglang_overrides(dp.url, dr.url), f"run_dir={tmp_path / 'gpu'}")
+    assert remote.returncode == 0, remote.stderr[-3000:]
+    a, b = read_records(tmp_path / "cpu"), read_records(tmp_path / "gpu")
+    assert {r["method"] for r in a} == {"best_of_n", "beam_search"}
+    assert {r["engine"] for r in b} == {"sglang"}
+    assert _signature(a) == _signature(b)
+    # the children of one node went out together, with the delimiter kept and distinct seeds
+    step_bodies = [body for body in dp.bodies if body["sampling_params"][0].get("stop")]
+    assert step_bodies and all(sp["no_stop_trim"] for body in step_bodies for sp in body["sampling_params"])
+    assert any(len({sp["sampling_seed"] for sp in body["sampling_params"]}) > 1 for body in step_bodies)
+    assert any(body.get("token_ids_logprob") for body in dr.bodies)  # the judge PRM scored over HTTP
+
+
+@pytest.mark.model
+def test_server_killed_mid_run_keeps_records_and_rerun_resumes(servers, tmp_path):
+    dp, dr = servers
+    plan = ["dataset.limit=2", "progress=false", "prm=none",
+            "plan=[{name:cot,max_tokens:32},{name:best_of_n,budgets:[2],max_tokens:32}]"]
+    run_dir = f"run_dir={tmp_path / 'run'}"
+    with SGLangDouble(dp.engine, die_after=1) as dying:  # answers the CoT batch, then dies
+        first = ttslab("run", *plan, *sglang_overrides(dying.url, dr.url), run_dir)
+    assert first.returncode != 0
+    assert f"SGLang server {dying.url} failed on /generate after 2 attempts" in first.stderr
+    kept = read_records(tmp_path / "run")
+    assert sorted(r["method"] for r in kept) == ["cot", "cot"]
+    second = ttslab("run", *plan, *sglang_overrides(dp.url, dr.url), run_dir)
+    assert second.returncode == 0, second.stderr[-3000:]
+    done = read_records(tmp_path / "run")
+    assert sorted(r["method"] for r in done) == ["best_of_n", "best_of_n", "cot", "cot"]
+    assert [r for r in done if r["method"] == "cot"] == kept  # finished work was not redone
+
+
+@pytest.mark.model
+def test_multirun_basic_launcher_runs_a_2x2_sweep(tmp_path):
+    pytest.importorskip("llama_cpp")
+    res = ttslab("run", "-m", "dataset.limit=1", "progress=false", "prm=none", "method=cot",
+                 "method.max_tokens=8,12", "seed=0,1", *SMALL_CPU,
+                 f"hydra.sweep.dir={tmp_path}", "hydra.sweep.subdir=${hydra.job.num}",
+                 "run_dir=${hydra:runtime.output_dir}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    runs = sorted(p for p in tmp_path.iterdir() if p.is_dir() and (p / "records.jsonl").exists())
+    assert len(runs) == 4
+    got = set()
+    for run in runs:
+        (rec,) = read_records(run)
+        got.add((rec["seed"], rec["usage"]["policy"]["completion_tokens"] <= 12))
+        assert json.loads((run / "summary.json").read_text())["records"] == 1
+    assert got == {(0, True), (1, True)}
+
+
+@pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None,
+                    reason="hydra-submitit-launcher is not installed (pip install hydra-submitit-launcher)")
+def test_slurm_launcher_composes_without_a_cluster():
+    # Hydra refuses --cfg together with -m, so the sweep's composition is printed in run mode.
+    common = ["experiment=fig4_math500", "hydra/launcher=slurm", "hydra.launcher.partition=gpu", "shard=1/4"]
+    res = ttslab("run", *common, "--cfg", "hydra", timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher" in res.stdout
+    assert "partition: gpu" in res.stdout and "gpus_per_node: 1" in res.stdout
+    job = ttslab("run", *common, "--cfg", "job", timeout=300)
+    assert job.returncode == 0, job.stderr[-3000:]
+    assert "name: sglang" in job.stdout and "llama-3.1-8b-instruct" in job.stdout and "shard: 1/4" in job.stdout
+
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=common, return_hydra_config=True)
+        launcher = instantiate(cfg.hydra.launcher)  # the plugin class and every field it takes
+    assert type(launcher).__name__ == "SlurmLauncher"
+
+
+def test_every_study_experiment_composes():
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    presets = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml") if p.stem != "quickstart")
+    assert {"fig4_math500", "fig5_aime24", "table3_cot_baselines"} <= set(presets)
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        for name in presets:
+            cfg = compose("config", overrides=[f"experiment={name}"], return_hydra_config=True)
+            assert cfg.engine.name == "sglang", name
+            assert cfg.plan, name
+            sweep = cfg.hydra.sweeper.params or {}
+            for group, values in sweep.items():  # every swept option has a config file
+                for v in str(values).split(","):
+                    assert (REPO / "conf" / group / f"{v}.yaml").exists(), (name, group, v)
+            OmegaConf.to_container(cfg, resolve=False)
+        fig4 = compose("config", overrides=["experiment=fig4_math500"], return_hydra_config=True)
+        assert len(str(fig4.hydra.sweeper.params.prm).split(",")) == 7
+        assert [p.budgets for p in fig4.plan if p.name != "cot"] == [[4, 16, 64, 256]] * 3
+
+
+STUDY_POLICIES = {
+    "llama-3.2-1b-instruct": ("llama3", 9e12), "llama-3.2-3b-instruct": ("llama3", 9e12),
+    "llama-3.1-8b-instruct": ("llama3", 15e12), "llama-3.1-70b-instruct": ("llama3", 15e12),
+    "llama-3.1-405b-instruct": ("llama3", 15e12),
+    **{f"qwen2.5-{s}-instruct": ("qwen2.5", 18e12) for s in ("0.5b", "1.5b", "3b", "7b", "14b", "32b", "72b")},
+    "qwen2.5-math-7b-instruct": ("qwen2.5", 18e12),
+    "deepseek-r1-distill-qwen-1.5b": ("deepseek_r1_distill", 18e12),
+    "deepseek-r1-distill-qwen-7b": ("deepseek_r1_distill", 18e12),
+}
+
+
+def test_study_policy_configs():
+    from omegaconf import OmegaConf
+
+    from ttslab.prompts import FAMILIES
+
+    keys = set(OmegaConf.load(REPO / "conf" / "policy" / "qwen2.5-coder-0.5b-cpu.yaml"))
+    for name, (family, tokens) in STUDY_POLICIES.items():
+        cfg = OmegaConf.load(REPO / "conf" / "policy" / f"{name}.yaml")
+        assert set(cfg) == keys, name
+        assert cfg.name == name and cfg.family == family and cfg.family in FAMILIES
+        assert cfg.pretrain_tokens == tokens and cfg.params > 1e8 and cfg.context_length >= 4096
+        assert cfg.sglang.tp_size >= 1 and 0 < cfg.sglang.mem_fraction_static < 1
+        if family == "deepseek_r1_distill":
+            assert dict(cfg.sampling) == {"temperature": 0.6, "top_p": 0.95, "max_tokens": 32768}
+    # Table 4's pre-training FLOPs reproduce exactly from the configs (6 N D, nominal N)
+    def flops(n):
+        c = OmegaConf.load(REPO / "conf" / "policy" / f"{n}.yaml")
+        return 6 * c.params * c.pretrain_tokens
+    assert flops("llama-3.2-3b-instruct") == pytest.approx(1.62e23)
+    assert flops("llama-3.1-405b-instruct") == pytest.approx(3.645e25)
+    assert flops("deepseek-r1-distill-qwen-7b") == pytest.approx(7.56e23)
