@@ -68,7 +68,7 @@ class SGLangDouble:
         self._thread: threading.Thread | None = None
 
     # ----- lifecycle ------------------------------------------------------------------------------
-    def start(self) -> "SGLangDouble":
+    def start(self) -> SGLangDouble:
         self._thread = threading.Thread(target=self._httpd.serve_forever, name=f"sglang-double-{self.port}",
                                         daemon=True)
         self._thread.start()
@@ -81,7 +81,7 @@ class SGLangDouble:
         self._httpd.shutdown()
         self._httpd.server_close()
 
-    def __enter__(self) -> "SGLangDouble":
+    def __enter__(self) -> SGLangDouble:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -25,15 +25,17 @@ SMALL_CPU = ["engine.max_sequences=8", "engine.n_ctx_per_sequence=1024", "engine
 TINY = [
     "dataset.limit=1",
     "progress=false",
-    "plan=[{name:best_of_n,budgets:[2],max_tokens:48},"
-    "{name:beam_search,budgets:[4],beam_width:2,max_tokens:64,max_step_tokens:24,max_steps:2}]",
+    (
+        "plan=[{name:best_of_n,budgets:[2],max_tokens:48},"
+        "{name:beam_search,budgets:[4],beam_width:2,max_tokens:64,max_step_tokens:24,max_steps:2}]"
+    ),
 ]
 
 
 def ttslab(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     return subprocess.run([sys.executable, "-m", "ttslab.cli", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, check=False)
 
 
 def sglang_overrides(policy_url: str, prm_url: str) -> list[str]:

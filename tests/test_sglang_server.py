@@ -7,6 +7,7 @@ The lifecycle tests launch the wire-format double as a real child process in pla
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import os
 import sys
 from pathlib import Path
@@ -43,7 +44,7 @@ def test_launch_command_uses_documented_arguments():
     assert cmd[:3] == ["/env/bin/python", "-m", "sglang.launch_server"]
     flags = [a for a in cmd if a.startswith("--")]
     assert set(flags) <= DOCUMENTED_ARGS, set(flags) - DOCUMENTED_ARGS
-    pairs = dict(zip(cmd[3::1], cmd[4::1]))
+    pairs = dict(itertools.pairwise(cmd[3:]))
     assert pairs["--model-path"] == "Qwen/Qwen2.5-7B-Instruct"
     assert pairs["--host"] == "127.0.0.1" and pairs["--port"] == "31234"
     assert pairs["--tp-size"] == "2" and pairs["--mem-fraction-static"] == "0.55"

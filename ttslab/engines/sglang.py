@@ -22,9 +22,10 @@ import logging
 import threading
 import warnings
 from collections import OrderedDict
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Mapping, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from .base import Completion, GenerationRequest, TokenScores, TokenUsage
 
@@ -169,7 +170,7 @@ class SGLangEngine:
     # ----- configuration -----------------------------------------------------------------------
 
     @classmethod
-    def from_config(cls, engine_cfg: Any, model_cfg: Any, role: str, run_dir: str | Path) -> "SGLangEngine":
+    def from_config(cls, engine_cfg: Any, model_cfg: Any, role: str, run_dir: str | Path) -> SGLangEngine:
         """Build the engine for `role` ("policy" or "prm") from `conf/engine/sglang.yaml` and the model's
         config: connect to `engine.<role>.urls` if given, else launch servers (one per `gpus` entry)."""
         from . import sglang_server
@@ -222,7 +223,7 @@ class SGLangEngine:
             for server in self.servers:
                 server.stop()
 
-    def __enter__(self) -> "SGLangEngine":
+    def __enter__(self) -> SGLangEngine:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -322,7 +323,7 @@ class SGLangEngine:
     def _batches(self, items: Sequence[tuple[str, str]]) -> list[tuple[str, list[int]]]:
         """Group request indices by (server, prompt), then pack whole groups into /generate batches.
         A group (all samples of one prompt) always travels in one request."""
-        groups: "OrderedDict[tuple[str, str], list[int]]" = OrderedDict()
+        groups: OrderedDict[tuple[str, str], list[int]] = OrderedDict()
         for i, (prompt, key) in enumerate(items):
             groups.setdefault((self._url_for(key, prompt), prompt), []).append(i)
         batches: list[tuple[str, list[int]]] = []

@@ -22,8 +22,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 INSTALL_HINT = (
     "install SGLang in its own environment (it pulls torch and a multi-GB CUDA stack), e.g.\n"
@@ -90,7 +91,7 @@ def check_importable(python: str, module: str) -> None:
     if not Path(exe).exists():
         raise SGLangLaunchError(f"engine.launch.python={python!r}: no such interpreter; {INSTALL_HINT}")
     probe = f"import importlib.util, sys; sys.exit(0 if importlib.util.find_spec({package!r}) else 3)"
-    rc = subprocess.run([exe, "-c", probe], capture_output=True, timeout=120).returncode
+    rc = subprocess.run([exe, "-c", probe], capture_output=True, timeout=120, check=False).returncode
     if rc == 3:
         raise SGLangLaunchError(f"the Python package {package!r} is not importable by {exe}; {INSTALL_HINT}")
     if rc != 0:
@@ -110,18 +111,23 @@ def check_gpu_visible(cuda_visible_devices: str | None) -> None:
             "no GPU visible: nvidia-smi is not on PATH. SGLang needs an NVIDIA GPU (CUDA); on a CPU-only "
             "machine use engine=llamacpp. (Set engine.launch.require_gpu=false for other accelerators.)"
         )
-    res = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=60)
+    res = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=60, check=False)
     if res.returncode != 0 or "GPU" not in res.stdout:
         raise SGLangLaunchError(f"no GPU visible: `nvidia-smi -L` says: {(res.stdout + res.stderr).strip()[:300]}")
 
 
-def _set_pdeathsig() -> None:  # runs in the child between fork and exec
+def _pdeathsig_hook():
+    """A preexec_fn that makes the child get SIGTERM when this process dies (Linux), or None.
+    libc is loaded here, in the parent: the forked child must not import or take locks."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
+        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    except OSError:
+        return None
+    return lambda: prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
 class SGLangServer:
@@ -149,7 +155,7 @@ class SGLangServer:
         self.proc: subprocess.Popen | None = None
         self._log_file = None
 
-    def start(self) -> "SGLangServer":
+    def start(self) -> SGLangServer:
         """Spawn the process and wait until it is healthy (stopping it if it never gets there)."""
         self.spawn()
         try:
@@ -159,7 +165,7 @@ class SGLangServer:
             raise
         return self
 
-    def spawn(self) -> "SGLangServer":
+    def spawn(self) -> SGLangServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log_file = open(self.log_path, "ab", buffering=0)
         self._log_file.write(("$ " + " ".join(self.cmd) + "\n").encode())
@@ -171,7 +177,8 @@ class SGLangServer:
             stdin=subprocess.DEVNULL,
             env=self.env,
             start_new_session=True,  # its own process group: stop() takes down its workers too
-            preexec_fn=_set_pdeathsig if (in_main and sys.platform.startswith("linux")) else None,
+            # PDEATHSIG fires when the spawning *thread* ends, so only from the main thread.
+            preexec_fn=_pdeathsig_hook() if in_main else None,
         )
         _register(self)
         return self
@@ -227,7 +234,7 @@ class SGLangServer:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def __enter__(self) -> "SGLangServer":
+    def __enter__(self) -> SGLangServer:
         return self if self.running else self.start()
 
     def __exit__(self, *exc) -> None:
