@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -95,6 +96,7 @@ class _Live:
     pending: int = -1  # sampled, not yet decoded
     finish: str | None = None
     cut: int | None = None  # byte length of the text kept (after a stop string)
+    usage: TokenUsage = field(default_factory=TokenUsage)
 
 
 class LlamaCppEngine:
@@ -171,16 +173,17 @@ class LlamaCppEngine:
         rc = ll.llama_decode(self.ctx, b)
         if rc != 0:
             raise EngineError(
-                f"llama_decode failed (code {rc}); the KV cache is full: lower max_sequences or raise "
+                f"llama_decode failed (code {rc}); the KV cache is full: lower engine.max_sequences or raise "
                 "engine.n_ctx_per_sequence"
             )
 
-    def _prefill(self, slot: int, tokens: list[int], start: int) -> None:
-        """Evaluate tokens[start:] on `slot`, in n_batch chunks; logits for the last token only."""
+    def _prefill(self, slot: int, tokens: list[int], start: int) -> int:
+        """Evaluate tokens[start:] on `slot` in n_batch chunks; returns the batch row of the last token."""
         end = len(tokens)
         for lo in range(start, end, self.n_batch):
             hi = min(lo + self.n_batch, end)
             self._decode([(tokens[p], p, slot, p == end - 1) for p in range(lo, hi)])
+        return (end - 1 - start) % self.n_batch
 
     @staticmethod
     def _common(a: list[int], b: list[int]) -> int:
@@ -190,35 +193,83 @@ class LlamaCppEngine:
             i += 1
         return i
 
-    def _place(self, tokens: list[int], reserved: set[int]) -> tuple[int, int]:
-        """Put a prompt's KV into a slot not in `reserved`, reusing the longest cached prefix.
-
-        Returns (slot, cached): the prompt is fully evaluated on `slot`, logits of its last token ready
-        at batch row len(last decode)-1, and `cached` of its tokens were reused, not recomputed.
-        """
-        ll = self._ll
+    def _best_source(self, tokens: list[int], among) -> tuple[int, int]:
         best, best_len = -1, 0
-        for s, sl in enumerate(self.slots):
-            c = self._common(sl.tokens, tokens)
-            if c > best_len or (c == best_len and best >= 0 and s not in reserved and best in reserved):
+        for s in among:
+            c = self._common(self.slots[s].tokens, tokens)
+            if c > best_len:
                 best, best_len = s, c
-        reuse = min(best_len, len(tokens) - 1)  # the last token is always re-decoded for fresh logits
-        if best >= 0 and best not in reserved:
-            dest = best
-        else:
-            free = [s for s in range(self.n_seq) if s not in reserved]
-            dest = min(free, key=lambda s: (self.slots[s].last_used, s))
-        if dest != best:
-            ll.llama_memory_seq_rm(self.mem, dest, -1, -1)
-            self.slots[dest].tokens = []
-            if reuse > 0:
-                ll.llama_memory_seq_cp(self.mem, best, dest, 0, reuse)
-        else:
+        return best, best_len
+
+    def _free_slot(self, reserved: set[int]) -> int:
+        free = [s for s in range(self.n_seq) if s not in reserved]
+        return min(free, key=lambda s: (self.slots[s].last_used, s))  # least recently used
+
+    def _claim(self, tokens: list[int], source: int, reuse: int, reserved: set[int]) -> int:
+        """A slot outside `reserved` holding tokens[:reuse] (taken from `source`), recorded as `tokens`."""
+        ll = self._ll
+        if source >= 0 and source not in reserved:
+            dest = source  # truncate in place: nothing to copy
             ll.llama_memory_seq_rm(self.mem, dest, reuse, -1)
-        self._prefill(dest, tokens, reuse)
+        else:
+            dest = self._free_slot(reserved)
+            ll.llama_memory_seq_rm(self.mem, dest, -1, -1)
+            if reuse > 0:
+                ll.llama_memory_seq_cp(self.mem, source, dest, 0, reuse)
         self._clock += 1
         self.slots[dest] = _Slot(list(tokens), self._clock)
-        return dest, reuse
+        reserved.add(dest)
+        return dest
+
+    def _fork(self, source: int, reserved: set[int]) -> int:
+        """A new slot sharing all of `source`'s KV."""
+        dest = self._free_slot(reserved)
+        self._ll.llama_memory_seq_rm(self.mem, dest, -1, -1)
+        self._ll.llama_memory_seq_cp(self.mem, source, dest, -1, -1)
+        self.slots[dest] = _Slot(list(self.slots[source].tokens), self._clock)
+        reserved.add(dest)
+        return dest
+
+    def _prefill_many(self, prompts: list[list[int]], reserved: set[int], on_ready) -> None:
+        """Evaluate every prompt on a slot outside `reserved`, each from its longest cached prefix.
+
+        Suffixes of prompts that do not depend on each other share one llama_decode (a "wave"); a prompt
+        that would reuse much more from a prompt of the current wave waits for the next wave.
+        `on_ready(k, slot, cached, row)` runs for prompt k while its last-token logits sit at batch `row`
+        (the next decode overwrites them). Slots used are added to `reserved`.
+        """
+        remaining = list(range(len(prompts)))
+        while remaining:
+            rows: list[tuple[int, int, int, bool]] = []
+            placed: list[tuple[int, int, int, int]] = []
+            wave: set[int] = set()
+            deferred = []
+            for k in remaining:
+                tokens = prompts[k]
+                if len(reserved) >= self.n_seq:
+                    deferred.append(k)
+                    continue
+                source, common = self._best_source(tokens, [s for s in range(self.n_seq) if s not in wave])
+                _, from_wave = self._best_source(tokens, wave)
+                reuse = min(common, len(tokens) - 1)  # the last token is re-decoded for fresh logits
+                n_new = len(tokens) - reuse
+                if from_wave > common + 32 or (rows and len(rows) + n_new > self.n_batch):
+                    deferred.append(k)
+                    continue
+                slot = self._claim(tokens, source, reuse, reserved)
+                wave.add(slot)
+                if n_new > self.n_batch:  # a long prompt on its own, in chunks
+                    on_ready(k, slot, reuse, self._prefill(slot, tokens, reuse))
+                    continue
+                rows.extend((tokens[p], p, slot, p == len(tokens) - 1) for p in range(reuse, len(tokens)))
+                placed.append((k, slot, reuse, len(rows) - 1))
+            if rows:
+                self._decode(rows)
+                for k, slot, reuse, row in placed:
+                    on_ready(k, slot, reuse, row)
+            if len(deferred) == len(remaining) and not rows and not wave:
+                raise EngineError(f"no free sequence slot for {len(deferred)} prompts (max_sequences={self.n_seq})")
+            remaining = deferred
 
     def _free_unmatched(self, prompts: list[list[int]]) -> None:
         """Drop slots no prompt of this call can reuse: keeps the unified KV pool small and fast."""
@@ -242,7 +293,7 @@ class LlamaCppEngine:
         ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_dist(p.seed & 0xFFFFFFFF))
         return chain
 
-    def _take(self, live: _Live, token: int, row: int) -> None:
+    def _take(self, live: _Live, token: int) -> None:
         """Record a sampled token; decide whether the sequence stops."""
         live.tokens.append(token)
         if self._ll.llama_vocab_is_eog(self.vocab, token):
@@ -255,84 +306,76 @@ class LlamaCppEngine:
             if k >= 0:
                 live.finish, live.cut = "step", k + len(s)
                 return
-        pos = len(self.slots[live.slot].tokens)
-        if len(live.tokens) >= live.params.max_tokens or pos + 1 >= self.seq_capacity:
+        if len(live.tokens) >= live.params.max_tokens or len(self.slots[live.slot].tokens) + 1 >= self.seq_capacity:
             live.finish = "length"
             return
         live.pending = token
 
+    def _completion(self, live: _Live) -> Completion:
+        self._ll.llama_sampler_free(live.sampler)
+        live.usage.completion_tokens = len(live.tokens)
+        data = bytes(live.out[: live.cut] if live.cut is not None else live.out)
+        return Completion(data.decode("utf-8", errors="replace"), live.finish, live.usage, live.tokens)
+
     # ---------------------------------------------------------------- public API
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
-        results: list[Completion | None] = [None] * len(requests)
-        order = sorted(range(len(requests)), key=lambda i: requests[i].prompt)  # equal prompts adjacent
-        token_cache: dict[str, list[int]] = {}
-        for lo in range(0, len(order), self.n_seq):
-            chunk = order[lo : lo + self.n_seq]
-            for i in chunk:
-                if requests[i].prompt not in token_cache:
-                    token_cache[requests[i].prompt] = self.tokenize(requests[i].prompt)
-            for i, c in zip(chunk, self._generate_chunk([requests[i] for i in chunk], token_cache)):
-                results[i] = c
-        return results  # type: ignore[return-value]
-
-    def _generate_chunk(self, reqs: list[GenerationRequest], token_cache) -> list[Completion]:
+        """Continuous batching: a sequence that finishes frees its slot for the next queued request."""
         ll = self._ll
-        prompts = [token_cache[r.prompt] for r in reqs]
-        for p in prompts:
-            if len(p) + 1 >= self.seq_capacity:
+        results: list[Completion | None] = [None] * len(requests)
+        tokens = {r.prompt: None for r in requests}
+        for prompt in tokens:
+            tokens[prompt] = self.tokenize(prompt)
+            if len(tokens[prompt]) + 1 >= self.seq_capacity:
                 raise EngineError(
-                    f"a prompt of {len(p)} tokens does not fit a sequence of {self.seq_capacity} tokens; "
-                    "raise engine.n_ctx_per_sequence"
+                    f"a prompt of {len(tokens[prompt])} tokens does not fit a sequence of {self.seq_capacity} "
+                    "tokens; raise engine.n_ctx_per_sequence"
                 )
-        self._free_unmatched(prompts)
-        reserved: set[int] = set()
-        lives: list[_Live] = []
-        usage: list[TokenUsage] = []
-        i = 0
-        while i < len(reqs):
-            j = i
-            while j < len(reqs) and reqs[j].prompt == reqs[i].prompt:
-                j += 1
-            lead, cached = self._place(prompts[i], reserved)
-            reserved.add(lead)
-            for k in range(i, j):
-                if k == i:
-                    slot = lead
-                else:
-                    free = [s for s in range(self.n_seq) if s not in reserved]
-                    slot = min(free, key=lambda s: (self.slots[s].last_used, s))
-                    ll.llama_memory_seq_rm(self.mem, slot, -1, -1)
-                    ll.llama_memory_seq_cp(self.mem, lead, slot, -1, -1)
-                    self.slots[slot] = _Slot(list(prompts[i]), self._clock)
-                    reserved.add(slot)
-                p = reqs[k].params
-                live = _Live(k, slot, p, self._sampler(p), [s.encode() for s in p.stop])
-                usage.append(TokenUsage(len(prompts[i]), cached if k == i else len(prompts[i]) - 1, 0))
-                tok = ll.llama_sampler_sample(live.sampler, self.ctx, -1)
-                self._take(live, tok, -1)
-                lives.append(live)
-            i = j
-        # advance all live sequences together, one token each per decode
-        while True:
-            active = [lv for lv in lives if lv.finish is None]
+        self._free_unmatched(list(tokens.values()))
+        queue = deque(sorted(range(len(requests)), key=lambda i: requests[i].prompt))  # equal prompts adjacent
+        active: list[_Live] = []
+        while queue or active:
+            reserved = {lv.slot for lv in active}
+            groups: list[list[int]] = []  # admitted requests, grouped by prompt
+            room = self.n_seq - len(reserved)
+            while queue and room > 0:
+                prompt, group = requests[queue[0]].prompt, []
+                while queue and room > 0 and requests[queue[0]].prompt == prompt:
+                    group.append(queue.popleft())
+                    room -= 1
+                groups.append(group)
+
+            def on_ready(k: int, lead: int, cached: int, row: int) -> None:
+                n_prompt = len(self.slots[lead].tokens)
+                for m, i in enumerate(groups[k]):
+                    slot = lead if m == 0 else self._fork(lead, reserved)
+                    p = requests[i].params
+                    live = _Live(i, slot, p, self._sampler(p), [s.encode() for s in p.stop],
+                                 usage=TokenUsage(n_prompt, cached if m == 0 else n_prompt, 0))
+                    self._take(live, ll.llama_sampler_sample(live.sampler, self.ctx, row))
+                    if live.finish:
+                        results[i] = self._completion(live)
+                    else:
+                        active.append(live)
+
+            if groups:
+                self._prefill_many([tokens[requests[g[0]].prompt] for g in groups], reserved, on_ready)
             if not active:
-                break
+                continue
             rows = []
-            for lv in active:
+            for lv in active:  # one token per live sequence, one decode for all
                 sl = self.slots[lv.slot]
                 rows.append((lv.pending, len(sl.tokens), lv.slot, True))
                 sl.tokens.append(lv.pending)
             self._decode(rows)
+            still = []
             for row, lv in enumerate(active):
-                tok = ll.llama_sampler_sample(lv.sampler, self.ctx, row)
-                self._take(lv, tok, row)
-        out = []
-        for lv, u in zip(lives, usage):
-            ll.llama_sampler_free(lv.sampler)
-            data = bytes(lv.out[: lv.cut] if lv.cut is not None else lv.out)
-            u.completion_tokens = len(lv.tokens)
-            out.append(Completion(data.decode("utf-8", errors="replace"), lv.finish, u, lv.tokens))
-        return out
+                self._take(lv, ll.llama_sampler_sample(lv.sampler, self.ctx, row))
+                if lv.finish:
+                    results[lv.index] = self._completion(lv)
+                else:
+                    still.append(lv)
+            active = still
+        return results  # type: ignore[return-value]
 
     def next_token_logprobs(
         self, prompts: Sequence[str], token_ids: Sequence[int], affinity: Sequence[str] | None = None
@@ -340,24 +383,31 @@ class LlamaCppEngine:
         ids = np.asarray(list(token_ids), dtype=np.int64)
         if ids.size and (ids.min() < 0 or ids.max() >= self.n_vocab):
             raise ValueError(f"token ids {list(token_ids)} are outside the vocabulary of {self.n_vocab}")
-        out: list[TokenScores] = []
-        done: dict[str, TokenScores] = {}
-        for prompt in prompts:
-            if prompt in done:  # a repeated prompt costs nothing more
-                prev = done[prompt]
-                n = prev.usage.prompt_tokens
-                out.append(TokenScores(dict(prev.logprobs), TokenUsage(n, n, 0)))
-                continue
-            tokens = self.tokenize(prompt)
-            if len(tokens) + 1 >= self.seq_capacity:
-                raise EngineError(f"a scoring prompt of {len(tokens)} tokens exceeds {self.seq_capacity}")
-            slot, cached = self._place(tokens, set())
-            logits = np.ctypeslib.as_array(self._ll.llama_get_logits_ith(self.ctx, -1), shape=(self.n_vocab,))
+        unique = list(dict.fromkeys(prompts))
+        toks = [self.tokenize(p) for p in unique]
+        for t in toks:
+            if len(t) + 1 >= self.seq_capacity:
+                raise EngineError(f"a scoring prompt of {len(t)} tokens exceeds engine.n_ctx_per_sequence={self.seq_capacity}")
+        self._free_unmatched(toks)
+        scored: dict[str, TokenScores] = {}
+
+        def on_ready(k: int, slot: int, cached: int, row: int) -> None:
+            logits = np.ctypeslib.as_array(self._ll.llama_get_logits_ith(self.ctx, row), shape=(self.n_vocab,))
             m = float(logits.max())
             lse = m + float(np.log(np.exp(logits - m).sum()))
-            scores = TokenScores({int(t): float(logits[t]) - lse for t in ids}, TokenUsage(len(tokens), cached, 0))
-            done[prompt] = scores
-            out.append(scores)
+            scored[unique[k]] = TokenScores({int(t): float(logits[t]) - lse for t in ids},
+                                            TokenUsage(len(toks[k]), cached, 0))
+
+        # in chunks of max_sequences prompts; slots are free again between chunks (their KV stays cached)
+        for lo in range(0, len(unique), self.n_seq):
+            chunk = list(range(lo, min(lo + self.n_seq, len(unique))))
+            self._prefill_many([toks[k] for k in chunk], set(),
+                               lambda j, slot, cached, row: on_ready(chunk[j], slot, cached, row))
+        out, seen = [], set()
+        for p in prompts:  # a repeated prompt is served from the first evaluation
+            s = scored[p]
+            out.append(s if p not in seen else TokenScores(dict(s.logprobs), TokenUsage(s.usage.prompt_tokens, s.usage.prompt_tokens, 0)))
+            seen.add(p)
         return out
 
     def close(self) -> None:
