@@ -197,3 +197,47 @@ def test_study_policy_configs():
     assert flops("llama-3.2-3b-instruct") == pytest.approx(1.62e23)
     assert flops("llama-3.1-405b-instruct") == pytest.approx(3.645e25)
     assert flops("deepseek-r1-distill-qwen-7b") == pytest.approx(7.56e23)
+
+
+def _documented_run_commands() -> list[str]:
+    text = (REPO / "docs" / "gpu.md").read_text()
+    blocks = text.split("```bash")[1:]
+    commands = []
+    for block in blocks:
+        lines = block.split("```")[0].replace("\\\n", " ").splitlines()
+        commands += [ln.split("  #")[0].strip() for ln in lines if ln.strip().startswith("ttslab run")]
+    return commands
+
+
+def test_every_documented_gpu_command_composes():
+    import shlex
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    commands = _documented_run_commands()
+    assert len(commands) >= 8
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        for cmd in commands:
+            words = shlex.split(cmd.replace("$HOME", "/home/user"))[2:]
+            overrides = [w for w in words if w not in ("-m", "--cfg", "hydra", "job")]
+            if "-m" in words:  # a sweep: compose its first point
+                overrides = [w.split(",")[0] if "," in w and "[" not in w else w for w in overrides]
+            cfg = compose("config", overrides=overrides, return_hydra_config=True)
+            assert cfg.engine.name == "sglang" or "engine=" in cmd, cmd
+            for section in ("engine", "policy", "prm", "dataset", "method"):
+                OmegaConf.to_container(cfg[section], resolve=True)
+
+
+@pytest.mark.model
+def test_documented_shard_and_merge_workflow(tmp_path):
+    pytest.importorskip("llama_cpp")
+    res = ttslab("run", "-m", "dataset.limit=3", "progress=false", "prm=none", "method=cot", "method.max_tokens=4",
+                 *SMALL_CPU, "shard=0/2,1/2", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+                 f"run_dir={tmp_path}/shard-${{hydra:job.num}}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    shards = sorted(tmp_path.glob("shard-*"))
+    assert [len(read_records(s)) for s in shards] == [2, 1]
+    merged = ttslab("merge", str(tmp_path / "merged"), *map(str, shards))
+    assert merged.returncode == 0, merged.stderr[-3000:]
+    assert len(read_records(tmp_path / "merged")) == 3
