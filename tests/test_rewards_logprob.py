@@ -19,13 +19,10 @@ SOLUTION = (
     "He eats 5 of them, which leaves 36 − 5 = 31 apples.\n\n",
     "So the answer is \\boxed{31}.",
 )
-# Measured by benchmarks/prm_cost.py on 12 hand-made pairs: the 0.5B judge is near chance (paired 6/12,
-# AUC 0.49). This is the pair it separates most clearly (0.716 vs 0.693), well above the ~0.006 noise
-# from cache reuse: it pins the direction of the score (P(Yes), not P(No)), not the judge's quality.
-PAIRS = [
-    ("Tom has 3 boxes with 12 apples each. He eats 5 apples. How many apples are left?", (),
-     "Tom has 3 × 12 = 36 apples.", "Tom has 3 × 12 = 15 apples."),
-]
+# Judge quality is measured, not asserted: on 12 hand-made (correct, wrong) step pairs the 0.5B judge is
+# at chance (benchmarks/prm_cost.py: paired 6/12, AUC 0.49; the 1.5B: 10/12, AUC 0.57). Its per-pair
+# margins (~0.02) are below the ~0.03 that cache reuse in a different decode split can move a score, so
+# a "correct > wrong" assertion on the 0.5B would be a coin flip. The tests pin what the score *is*.
 
 
 # ------------------------------------------------------------------------------ no model needed
@@ -139,9 +136,10 @@ def test_incremental_cost_is_the_new_step_plus_the_template(judge):
 
 
 @pytest.mark.model
-def test_judge_prefers_a_correct_step_on_simple_cases(judge):
-    for question, earlier, correct, wrong in PAIRS:
-        good, bad = judge.score_last(
-            [ScoreRequest(question, earlier + (correct,)), ScoreRequest(question, earlier + (wrong,))]
-        )
-        assert good.scores[0] > bad.scores[0], (question, good.scores, bad.scores)
+def test_score_is_p_yes_renormalised_over_yes_and_no(judge):
+    request = ScoreRequest(QUESTION, SOLUTION[:2])
+    score = judge.score_last([request])[0].scores[0]
+    raw = judge.engine.next_token_logprobs([judge.prompt(QUESTION, SOLUTION[:2])], [judge.good_id, judge.bad_id])[0]
+    p_yes, p_no = math.exp(raw.logprobs[judge.good_id]), math.exp(raw.logprobs[judge.bad_id])
+    assert score == pytest.approx(p_yes / (p_yes + p_no), abs=1e-9)  # same cached prompt: same logits
+    assert p_yes + p_no > 0.5  # the judge prompt makes Yes/No the likely next tokens
