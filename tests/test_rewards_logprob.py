@@ -113,8 +113,9 @@ def test_incremental_score_last_equals_score_all(judge):
     assert all(0.0 <= p <= 1.0 for p in full.scores + incremental)
     # Same prompts and labels, but the cached KV of a prefix was computed in a different decode split
     # (one 100-token chunk vs one step at a time). llama.cpp's quantized (Q4_K x Q8) matmuls take
-    # batch-size-dependent paths, so the probabilities differ slightly: measured max 0.0063 here.
-    assert incremental == pytest.approx(full.scores, abs=0.02)
+    # batch-size-dependent paths, so the probabilities differ slightly: measured max 0.0063 here, and
+    # up to 0.03 for another prompt pair whose prefix came from a different call, hence 0.04.
+    assert incremental == pytest.approx(full.scores, abs=0.04)
 
 
 @pytest.mark.model
