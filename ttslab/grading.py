@@ -42,7 +42,7 @@ def extract_answer(text: str) -> str | None:
     boxed = last_boxed(text)
     if boxed:
         return boxed
-    m = re.search(r"final answer is \$(.+?)\$\. I hope", text, flags=re.S)
+    m = re.search(r"final answer is:?\s*\$(.+?)\$\.? I hope", text, flags=re.S)
     if m:
         return m.group(1).strip()
     for marker in ("he answer is", "final answer is"):

@@ -154,6 +154,10 @@ def run(cfg: DictConfig) -> Path:
     problems = shard(
         load_problems(ds.path, ds.format, ds.split, ds.limit, ds.ids, ds.levels, source=ds.name), cfg.shard
     )
+    from ttslab.rewards import PRM_TYPES
+
+    if cfg.prm.get("type") not in PRM_TYPES:
+        raise ConfigError(f"prm.type={cfg.prm.get('type')!r} is not known; expected one of {list(PRM_TYPES)}")
     use_prm = needs_prm(specs) and cfg.prm.type != "none"
     if any(s.name in ("beam_search", "dvts") for g in specs for s in g) and not use_prm:
         raise ConfigError("beam_search and dvts need a PRM: set prm= to a config other than none (e.g. prm=cpu_judge)")
@@ -166,7 +170,6 @@ def run(cfg: DictConfig) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / CONFIG).write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
-    writer = RecordWriter(run_dir)
     engine = build_engine(cfg.engine, cfg.policy, "policy", run_dir)
     prm = None
     prm_engines: list = []
@@ -176,6 +179,7 @@ def run(cfg: DictConfig) -> Path:
             return prm_engines[-1]
         prm = build_reward_model(cfg.prm, engine_factory)
     timings: dict[str, float] = {}
+    writer = RecordWriter(run_dir)
     try:
         with Grader() as grader:
             for group in specs:
@@ -267,3 +271,19 @@ def format_summary(run_dir: Path) -> str:
         lines.append("wall time this invocation: " + ", ".join(f"{k} {v:.0f} s" for k, v in walls.items()))
     lines.append(f"run directory: {run_dir}")
     return "\n".join(lines)
+
+
+def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """The config `ttslab run <overrides>` would use, for notebooks and tests (Hydra's compose API)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=list(overrides))
+
+
+def run_experiment(overrides: list[str] | tuple[str, ...] = ("experiment=quickstart",)) -> Path:
+    """Run from Python (a notebook): the same as `ttslab run <overrides>`; returns the run directory."""
+    return run(compose(overrides))

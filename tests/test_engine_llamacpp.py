@@ -1,0 +1,77 @@
+"""The CPU engine on the real embedded model: batching, prefix reuse, finish reasons, seeds, logprobs."""
+
+import numpy as np
+import pytest
+
+from ttslab.engines.base import GenerationRequest, SamplingParams
+from ttslab.prompts import build_prompt
+
+pytestmark = pytest.mark.model
+
+QUESTION = "A farm has 12 cows and 9 chickens. How many legs do the animals have in total?"
+
+
+def prompt(steps=()):
+    return build_prompt("qwen2.5", QUESTION, list(steps))
+
+
+def test_finish_reasons_and_stop_string_kept(engine):
+    step, eos, cut = engine.generate([
+        GenerationRequest(prompt(), SamplingParams(temperature=0.0, max_tokens=300, stop=("\n\n",))),
+        GenerationRequest(prompt(), SamplingParams(temperature=0.0, max_tokens=400)),
+        GenerationRequest(prompt(), SamplingParams(temperature=0.0, max_tokens=5)),
+    ])
+    assert step.finish == "step" and step.text.endswith("\n\n") and step.text.count("\n\n") == 1
+    assert eos.finish == "eos" and "\\boxed" in eos.text
+    assert cut.finish == "length" and cut.usage.completion_tokens == 5
+    # greedy: the first step is the prefix of the whole solution, also inside one mixed batch
+    assert eos.text.startswith(step.text)
+
+
+def test_shared_prompt_is_evaluated_once_and_reused(engine):
+    reqs = [GenerationRequest(prompt(), SamplingParams(temperature=0.7, max_tokens=24, seed=s)) for s in range(6)]
+    outs = engine.generate(reqs)
+    n = outs[0].usage.prompt_tokens
+    assert all(o.usage.prompt_tokens == n for o in outs)
+    # the first child pays at most the whole prompt; its siblings reuse all of it
+    assert all(o.usage.cached_tokens == n for o in outs[1:])
+    assert len({o.text for o in outs}) > 1  # distinct seeds give distinct samples
+
+
+def test_next_step_reuses_the_previous_steps_kv(engine):
+    first = engine.generate([GenerationRequest(prompt(), SamplingParams(temperature=0.0, max_tokens=200, stop=("\n\n",)))])[0]
+    second = engine.generate([GenerationRequest(prompt([first.text]), SamplingParams(temperature=0.0, max_tokens=200, stop=("\n\n",)))])[0]
+    u = second.usage
+    assert u.prompt_tokens - u.cached_tokens <= 3  # only the boundary token(s) are recomputed
+
+
+def test_same_seed_same_sample(engine):
+    reqs = [GenerationRequest(prompt(), SamplingParams(temperature=0.7, max_tokens=40, seed=s)) for s in (11, 12, 13)]
+    a = [c.text for c in engine.generate(reqs)]
+    b = [c.text for c in engine.generate(reqs)]
+    assert a == b
+
+
+def test_batched_greedy_equals_single_stream(engine):
+    single = engine.generate([GenerationRequest(prompt(), SamplingParams(temperature=0.0, max_tokens=48))])[0].text
+    batch = engine.generate([GenerationRequest(prompt(), SamplingParams(temperature=0.0, max_tokens=48, seed=s)) for s in range(4)])
+    assert all(c.text == single for c in batch)
+
+
+def test_next_token_logprobs_match_a_cold_evaluation(engine):
+    yes, no = engine.tokenize("Yes")[0], engine.tokenize("No")[0]
+    base = build_prompt("qwen2.5", "Is 7 a prime number? Answer Yes or No.")
+    warm = engine.next_token_logprobs([base, base + "Yes", base], [yes, no])
+    assert warm[0].logprobs == warm[2].logprobs
+    assert warm[2].usage.cached_tokens == warm[2].usage.prompt_tokens
+    engine.generate([GenerationRequest(build_prompt("qwen2.5", "unrelated"), SamplingParams(max_tokens=2))])
+    cold = engine.next_token_logprobs([base], [yes, no])[0]
+    for t in (yes, no):
+        assert abs(cold.logprobs[t] - warm[0].logprobs[t]) < 1e-3
+    p_yes = np.exp(cold.logprobs[yes]) / (np.exp(cold.logprobs[yes]) + np.exp(cold.logprobs[no]))
+    assert p_yes > 0.5
+
+
+def test_bad_token_ids_are_refused(engine):
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        engine.next_token_logprobs(["x"], [10**9])
