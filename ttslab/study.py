@@ -1,0 +1,479 @@
+"""The CPU-scale study run shipped with ttslab, and the small helpers the reading-group notebooks use.
+
+`study_run_dirs()` lists the shipped run directories (ttslab/data/study_run/<dataset>/, made by
+`ttslab run experiment=cpu_study ...`, see ttslab/data/study_run/README.md). Every other function
+takes records (or the tidy frames of ttslab.analysis) and returns a DataFrame or a matplotlib Figure,
+so notebooks 02-06 hold no analysis logic of their own. Numbers from the study's paper come from
+ttslab.analysis.reference; numbers from runs come from records. Every frame says which is which in
+an `origin` column where both can appear.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ttslab.analysis import curves, difficulty, flops, optimal, reference
+from ttslab.results import RECORDS, Run
+
+STUDY_RUN = Path(__file__).resolve().parent / "data" / "study_run"
+STUDY = "study (Liu et al. 2025, published)"
+OURS = "this package's CPU run"
+
+
+# --------------------------------------------------------------------------- run directories, records
+
+
+def study_run_dirs() -> list[Path]:
+    """The shipped study run directories (ttslab/data/study_run/<dataset>/), sorted by name."""
+    if not STUDY_RUN.is_dir():
+        return []
+    return sorted(p for p in STUDY_RUN.iterdir() if (p / RECORDS).is_file())
+
+
+def resolve_run_dirs(run_dirs: str | os.PathLike | Sequence[str | os.PathLike] | None = None) -> list[Path]:
+    """`None` -> the shipped study run; a path or a list of paths -> those run directories."""
+    if run_dirs is None:
+        dirs = study_run_dirs()
+        if not dirs:
+            raise FileNotFoundError(
+                f"no shipped study run under {STUDY_RUN}; reinstall ttslab or pass run directories"
+            )
+        return dirs
+    if isinstance(run_dirs, (str, os.PathLike)):
+        run_dirs = [run_dirs]
+    dirs = [Path(d) for d in run_dirs]
+    for d in dirs:
+        if not (d / RECORDS).is_file():
+            raise FileNotFoundError(f"{d}: no {RECORDS}; expected a run directory written by `ttslab run`")
+    return dirs
+
+
+def load_records(run_dirs=None) -> list[dict[str, Any]]:
+    """All records of the given run directories (default: the shipped study run).
+
+    Best-of-N records written by the runner up to commit c64d00e store `subtree` 0 for every sample,
+    while the record schema (and ttslab.analysis.curves) wants the sample index there. The candidates
+    are stored in sample order (the first N of the same samples), so the index is the position: it is
+    filled in here, for those records only.
+    """
+    return [_with_sample_index(r) for d in resolve_run_dirs(run_dirs) for r in Run.load(d).records]
+
+
+def _with_sample_index(rec: dict[str, Any]) -> dict[str, Any]:
+    if rec.get("method") != "best_of_n":
+        return rec
+    subtrees = [c.get("subtree") for c in rec["candidates"]]
+    if len(set(subtrees)) == len(subtrees):
+        return rec
+    return {**rec, "candidates": [{**c, "subtree": i} for i, c in enumerate(rec["candidates"])]}
+
+
+def records_by_dataset(records: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Records grouped by their `source` (dataset name), sorted by name."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        out.setdefault(str(r.get("source") or "dataset"), []).append(r)
+    return dict(sorted(out.items()))
+
+
+def run_overview(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """One row per dataset: problems, levels, policy, PRM, methods and budgets, records."""
+    rows = []
+    for ds, recs in records_by_dataset(records).items():
+        levels = pd.Series([r.get("level") for r in {str(r["problem_id"]): r for r in recs}.values()])
+        budgets = {}
+        for r in recs:
+            budgets.setdefault(r["method"], set()).add(int(r["budget"]))
+        rows.append(
+            {
+                "origin": OURS,
+                "dataset": ds,
+                "problems": recs and len({str(r["problem_id"]) for r in recs}),
+                "problems per level": ", ".join(
+                    f"L{int(k)}: {v}" for k, v in levels.dropna().value_counts().sort_index().items()
+                ),
+                "policy": ", ".join(sorted({str(r.get("policy")) for r in recs})),
+                "prm": ", ".join(sorted({str(r.get("prm")) for r in recs if r.get("prm")})),
+                "methods (budgets N)": "; ".join(
+                    f"{m} {sorted(b)}" for m, b in sorted(budgets.items(), key=lambda kv: _METHOD_ORDER(kv[0]))
+                ),
+                "records": len(recs),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _METHOD_ORDER(method: str) -> int:
+    order = ("cot", "best_of_n", "beam_search", "dvts")
+    return order.index(method) if method in order else len(order)
+
+
+# --------------------------------------------------------------------------- curves and rules (nb 02)
+
+
+def best_rule_curves(table: pd.DataFrame) -> pd.DataFrame:
+    """Per (policy, prm, method): the selection rule with the best mean accuracy over budgets, its curve.
+
+    Input: `curves.accuracy_curves` / `curve_table` output. pass@k (an oracle) is never chosen.
+    """
+    t = table[table["rule"] != curves.PASS_AT_K]
+    parts = []
+    for _, g in t.groupby(["policy", "prm", "method"], sort=True):
+        best = g.groupby("rule")["accuracy"].mean().idxmax()
+        parts.append(g[g["rule"] == best])
+    return pd.concat(parts, ignore_index=True) if parts else t.iloc[:0]
+
+
+def rules_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Table 2 style: accuracy (%) of every selection rule (rows) per method at its largest budget (columns)."""
+    t = table[(table["rule"] != curves.PASS_AT_K) & (table["method"] != "cot")]
+    top = t.groupby(["policy", "prm", "method"])["budget"].transform("max")
+    t = t[t["budget"] == top]
+    wide = t.pivot_table(index="rule", columns=["method", "budget"], values="accuracy", aggfunc="first")
+    wide.columns = [f"{m} N={b}" for m, b in wide.columns]
+    order = ["majority"] + [r for r in wide.index if r != "majority"]
+    return wide.loc[[r for r in order if r in wide.index]].round(1)
+
+
+def table2_study() -> pd.DataFrame:
+    """The study's Table 2 (accuracy per voting rule, MATH-500) with rules as rows."""
+    t = reference.table2()
+    return t.pivot_table(index="rule", columns="prm", values="accuracy", aggfunc="first").round(1)
+
+
+# --------------------------------------------------------------------------- difficulty (nb 03)
+
+
+def level_vs_difficulty(records: Iterable[dict[str, Any]], bins: pd.Series) -> pd.DataFrame:
+    """Crosstab of the dataset's own level (1-5) against the Pass@1 difficulty bin, in problems."""
+    level = {str(r["problem_id"]): r.get("level") for r in records}
+    lv = pd.Series({p: level.get(p) for p in bins.index}, name="level")
+    return pd.crosstab(lv, bins.astype(str).rename("difficulty"))
+
+
+def winners_by_difficulty(by_bin: pd.DataFrame) -> pd.DataFrame:
+    """Which strategy wins where: per (difficulty, budget), each method's best-rule accuracy and the winner.
+
+    Input: `difficulty.curves_by_difficulty` output. Only budgets where at least two TTS strategies were
+    run are compared; `margin` is the winner's lead over the runner-up in points (ties: listed order).
+    """
+    t = by_bin[(by_bin["method"] != "cot") & (by_bin["rule"] != curves.PASS_AT_K)]
+    best = t.groupby(["policy", "prm", "difficulty", "budget", "method"], observed=True)["accuracy"].max()
+    wide = best.unstack("method")
+    wide = wide[wide.notna().sum(axis=1) >= 2]
+    cols = [m for m in ("best_of_n", "beam_search", "dvts") if m in wide.columns]
+    wide = wide[cols]
+    ranked = np.sort(wide.fillna(-np.inf).to_numpy(), axis=1)
+    out = wide.round(1)
+    out["winner"] = wide.fillna(-np.inf).idxmax(axis=1)
+    out["margin"] = np.round(ranked[:, -1] - ranked[:, -2], 1)
+    return out.reset_index()
+
+
+# --------------------------------------------------------------------------- FLOPs (nb 04)
+
+
+def table4_recomputed() -> pd.DataFrame:
+    """The study's Table 4 with pre-training recomputed as 6·N·D and the large/small ratio per block."""
+    t = reference.table4()
+    t = t.assign(
+        params=[flops.PRETRAINING[m][0] for m in t["policy_model"]],
+        pretraining_tokens=[flops.PRETRAINING[m][1] for m in t["policy_model"]],
+    )
+    t["pretraining_6ND"] = [flops.pretraining_flops(n, d) for n, d in zip(t["params"], t["pretraining_tokens"])]
+    t["total_vs_small_in_block"] = t["total_flops"] / t.groupby("block")["total_flops"].transform("first")
+    return t[
+        ["block", "policy_model", "setting", "params", "pretraining_tokens", "pretraining_flops",
+         "pretraining_6ND", "inference_flops", "total_flops", "total_vs_small_in_block", "flag"]
+    ]
+
+
+def inference_table(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """Per (dataset, method, N): mean policy and PRM tokens and inference FLOPs per problem, with and without
+    prefix reuse, and how much reuse saves."""
+    parts = []
+    for ds, recs in records_by_dataset(records).items():
+        per = flops.inference_flops(recs).fillna({"prm": ""})
+        g = per.groupby(["method", "budget"], sort=False)
+        t = g[[c for c in per.columns if c.endswith("_reuse")]].mean()
+        t["problems"] = g.size()
+        t = t.reset_index().assign(dataset=ds)
+        parts.append(t)
+    out = pd.concat(parts, ignore_index=True)
+    out["reuse_saves_pct"] = 100.0 * (1 - out["total_flops_reuse"] / out["total_flops_no_reuse"])
+    out = out.sort_values(["dataset", "method", "budget"], key=lambda s: s.map(_METHOD_ORDER) if s.name == "method" else s)
+    cols = ["dataset", "method", "budget", "problems", "policy_tokens_reuse", "policy_tokens_no_reuse",
+            "prm_tokens_reuse", "prm_tokens_no_reuse", "policy_flops_reuse", "prm_flops_reuse",
+            "total_flops_reuse", "total_flops_no_reuse", "reuse_saves_pct"]
+    return out[cols].reset_index(drop=True)
+
+
+def accuracy_vs_flops(records: Iterable[dict[str, Any]], reuse: bool = True) -> pd.DataFrame:
+    """FLOPs-matched view: per (dataset, method, N) the best-rule accuracy (with CI) and the mean inference
+    FLOPs per problem (policy + PRM; with or without prefix reuse)."""
+    mode = "reuse" if reuse else "no_reuse"
+    parts = []
+    for ds, recs in records_by_dataset(records).items():
+        table = best_rule_curves(curves.accuracy_curves(recs))  # CoT appears with its only rule, majority
+        fl = flops.inference_flops(recs)
+        # Best-of-N/DVTS points at N below the record's budget are subsamples of the largest record:
+        # their cost is that record's cost per unit times N (the first N samples).
+        per_budget = fl.groupby(["method", "budget"])[f"total_flops_{mode}"].mean()
+        rows = []
+        for _, r in table.iterrows():
+            m, b = r["method"], int(r["budget"])
+            if (m, b) in per_budget.index:
+                f = per_budget[(m, b)]
+            else:
+                top = max(bb for mm, bb in per_budget.index if mm == m)
+                f = per_budget[(m, top)] * b / top
+            rows.append({**r.to_dict(), "flops_per_problem": f})
+        parts.append(pd.DataFrame(rows).assign(dataset=ds))
+    out = pd.concat(parts, ignore_index=True)
+    return out[["dataset", "method", "rule", "budget", "accuracy", "ci_low", "ci_high", "n_problems",
+                "flops_per_problem"]]
+
+
+def cot_equivalent_size(records: Iterable[dict[str, Any]], reuse: bool = True) -> pd.DataFrame:
+    """How large a model answering with one CoT sample could be for the FLOPs each TTS setting spends.
+
+    params_equivalent = (TTS inference FLOPs per problem) / (2 · CoT tokens per problem of this run):
+    a model that writes as many tokens as our CoT answer, with that many parameters, spends the same
+    inference compute. Pre-training compute is not in it (see `small_vs_large_ours`).
+    """
+    mode = "reuse" if reuse else "no_reuse"
+    parts = []
+    for ds, recs in records_by_dataset(records).items():
+        fl = flops.inference_flops(recs)
+        cot = fl[fl["method"] == "cot"]
+        if cot.empty:
+            continue
+        cot_tokens = float(cot[f"policy_tokens_{mode}"].mean())
+        t = fl[fl["method"] != "cot"].groupby(["method", "budget"], sort=False)[f"total_flops_{mode}"].mean()
+        t = t.rename("tts_flops_per_problem").reset_index()
+        t["cot_tokens_per_problem"] = cot_tokens
+        t["params_equivalent"] = t["tts_flops_per_problem"] / (2.0 * cot_tokens)
+        parts.append(t.assign(dataset=ds))
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    return out
+
+
+def small_vs_large_ours(
+    records: Iterable[dict[str, Any]],
+    method: str = "best_of_n",
+    budget: int | None = None,
+    large: str = "Qwen2.5-72B-Inst.",
+    small: str = "Qwen2.5-0.5B-Inst.",
+    problems: int = 500,
+) -> pd.DataFrame:
+    """Table 4 for this package: the small policy with TTS (inference FLOPs measured in our run, scaled to
+    `problems` problems) vs a large model with CoT (2 · params · our CoT tokens per problem, same scale).
+
+    The small model's pre-training figure is `small`'s from flops.PRETRAINING (for the coder model of the
+    CPU run this is the Qwen2.5-0.5B base figure: an approximation, said in the notebook).
+    """
+    recs = list(records)
+    fl = flops.inference_flops(recs)
+    tts = fl[fl["method"] == method]
+    if tts.empty:
+        raise ValueError(f"small_vs_large_ours: no {method} records")
+    budget = int(tts["budget"].max()) if budget is None else budget
+    tts_flops = float(tts[tts["budget"] == budget]["total_flops_reuse"].mean()) * problems
+    cot_tokens = float(fl[fl["method"] == "cot"]["policy_tokens_reuse"].mean())
+    large_flops = 2.0 * flops.PRETRAINING[large][0] * cot_tokens * problems
+    out = flops.small_vs_large(small, tts_flops, large, large_flops)
+    out["setting"] = [f"TTS: {method} N={budget} (measured)", "CoT (our CoT token count x its params)"]
+    return out
+
+
+# --------------------------------------------------------------------------- compute-optimal (nb 05)
+
+
+def table5_recomputed() -> pd.DataFrame:
+    """The study's Table 5 with Performance Gain recomputed from its own CoT and TTS columns."""
+    t = reference.table5()
+    t = t.assign(
+        performance_gain_recomputed=[optimal.performance_gain(c, s) for c, s in zip(t["cot"], t["compute_optimal_tts"])]
+    )
+    t["difference"] = (t["performance_gain_recomputed"] - t["performance_gain_pct"]).round(2)
+    return t[["policy_model", "cot", "majority", "compute_optimal_tts", "performance_gain_printed",
+              "performance_gain_recomputed", "difference", "efficiency_gain_printed", "flag"]].round(
+        {"performance_gain_recomputed": 1}
+    )
+
+
+def compute_optimal(per_problem: pd.DataFrame, bins: pd.Series | None = None, folds: int = 5, seed: int = 0):
+    """`optimal.compute_optimal_curve` with the largest fold count (<= `folds`) for which every difficulty
+    bin has training problems in every fold. Folds are not stratified by bin, so with few problems per
+    bin this may need fewer folds; if no fold count works (a bin with a single problem), the
+    configuration is chosen over all problems (bins=None). Returns (curve, note saying which)."""
+    note = "configuration chosen per difficulty bin"
+    for use_bins in ([bins, None] if bins is not None else [None]):
+        for k in range(max(2, min(folds, len(per_problem))), 1, -1):
+            try:
+                curve = optimal.compute_optimal_curve(per_problem, use_bins, folds=k, seed=seed)
+            except ValueError:
+                continue
+            if use_bins is None:
+                note = ("one configuration for all problems" if bins is None else
+                        "difficulty bins too small to cross-validate: one configuration for all problems")
+            return curve.assign(folds=k), f"{note}; {k}-fold cross-validation"
+        note = ""
+    raise ValueError(f"compute_optimal: cannot cross-validate {len(per_problem)} problems")
+
+
+def measured_table5(records: Iterable[dict[str, Any]], bins_by_dataset: dict[str, pd.Series] | None = None) -> pd.DataFrame:
+    """Table 5 rows from runs, one per (dataset, policy, prm): CoT, majority, compute-optimal TTS in-sample
+    and cross-validated, the Performance Gain of each and the Efficiency Gain (in-sample curve)."""
+    rows = []
+    for ds, recs in records_by_dataset(records).items():
+        per_problem = curves.per_problem_accuracy(recs)
+        table = curves.curve_table(per_problem)
+        bins = (bins_by_dataset or {}).get(ds)
+        curve, note = compute_optimal(per_problem, bins)
+        for (policy, prm), o in curve.groupby(["policy", "prm"]):
+            cot = table[(table["method"] == "cot") & (table["policy"] == policy)]
+            maj = table[(table["policy"] == policy) & (table["prm"] == prm) & (table["method"] == "best_of_n")
+                        & (table["rule"] == "majority")]
+            if cot.empty or maj.empty:
+                continue
+            c = float(cot["accuracy"].iloc[0])
+            row = optimal.table5_row(policy, c, maj.set_index("budget")["accuracy"],
+                                     o.set_index("budget")["accuracy_in_sample"])
+            cv = float(o["accuracy_cv"].max())
+            rows.append({
+                "origin": OURS, "dataset": ds, "policy_model": policy, "prm": prm,
+                "problems": len(per_problem), "cot": c, "majority": row["majority"],
+                "compute_optimal_in_sample": row["compute_optimal_tts"],
+                "compute_optimal_cv": cv,
+                "performance_gain_in_sample_pct": row["performance_gain_pct"] if c > 0 else np.nan,
+                "performance_gain_cv_pct": optimal.performance_gain(c, cv) if c > 0 else np.nan,
+                "efficiency_gain": row["efficiency_gain_printed"],
+                "note": note,
+            })
+    return pd.DataFrame(rows).round(1)
+
+
+def plot_compute_optimal(curve: pd.DataFrame, table: pd.DataFrame, title: str):
+    """Compute-optimal accuracy (in-sample and cross-validated) vs budget, with majority voting and CoT."""
+    import matplotlib.pyplot as plt
+
+    from ttslab.plots import LABELS, PALETTE, _style
+
+    _style()
+    fig, ax = plt.subplots(figsize=(6.2, 3.8))
+    c = curve.sort_values("budget")
+    ax.plot(c["budget"], c["accuracy_in_sample"], "-o", ms=4, color=PALETTE["compute_optimal"],
+            label="Compute-optimal (in-sample: chosen and scored on the same problems)")
+    ax.plot(c["budget"], c["accuracy_cv"], "--s", ms=4, color=PALETTE["compute_optimal"], alpha=0.7,
+            label="Compute-optimal (cross-validated: chosen on other problems)")
+    maj = table[(table["method"] == "best_of_n") & (table["rule"] == "majority")].sort_values("budget")
+    if not maj.empty:
+        ax.plot(maj["budget"], maj["accuracy"], "--", marker="o", ms=3, color=PALETTE["majority"], label=LABELS["majority"])
+        ax.fill_between(maj["budget"], maj["ci_low"], maj["ci_high"], color=PALETTE["majority"], alpha=0.12, lw=0)
+    cot = table[table["method"] == "cot"]
+    if not cot.empty:
+        ax.axhline(float(cot["accuracy"].iloc[0]), color=PALETTE["cot"], ls="-.", lw=1, label="CoT")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("Budget N (generations per step)")
+    ax.set_ylabel("Accuracy (%)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- small beats large (nb 06)
+
+
+def reference_wide(name: str) -> pd.DataFrame:
+    """Table 3 or Table 6 of the study as printed: one row per model, MATH-500 / AIME24 / Avg. columns."""
+    t = reference.load(name)
+    wide = t.pivot_table(index=["group", "policy_model"], columns="dataset", values="accuracy",
+                         aggfunc="first", sort=False)
+    return wide[[c for c in ("MATH-500", "AIME24", "Avg.") if c in wide.columns]].reset_index().assign(origin=STUDY)
+
+
+def ours_vs_study(records: Iterable[dict[str, Any]], study_policy: str = "Qwen2.5-0.5B-Inst.") -> pd.DataFrame:
+    """The study's Table 5 row for a small policy next to this package's run(s): CoT, majority,
+    compute-optimal TTS (ours: in-sample and cross-validated)."""
+    s = reference.table5().set_index("policy_model").loc[study_policy]
+    rows = [{"origin": STUDY, "dataset": "MATH-500 (all 500)", "policy_model": study_policy,
+             "prm": "best of the study's PRMs", "problems": 500, "cot": s["cot"], "majority": s["majority"],
+             "compute_optimal_tts": s["compute_optimal_tts"], "compute_optimal_cv": np.nan}]
+    for _, r in measured_table5(records).iterrows():
+        rows.append({"origin": OURS, "dataset": r["dataset"], "policy_model": r["policy_model"], "prm": r["prm"],
+                     "problems": r["problems"], "cot": r["cot"], "majority": r["majority"],
+                     "compute_optimal_tts": r["compute_optimal_in_sample"], "compute_optimal_cv": r["compute_optimal_cv"]})
+    return pd.DataFrame(rows)
+
+
+def plot_ours_vs_study(table: pd.DataFrame, title: str = "CoT vs majority vs compute-optimal TTS"):
+    """Grouped bars per row of `ours_vs_study`: CoT, majority, compute-optimal TTS (hatched)."""
+    import matplotlib.pyplot as plt
+
+    from ttslab.plots import PALETTE, _style
+
+    _style()
+    kinds = [("cot", "CoT", PALETTE["cot"], None), ("majority", "Majority (BoN)", PALETTE["majority"], None),
+             ("compute_optimal_tts", "Compute-optimal TTS", PALETTE["compute_optimal"], "//"),
+             ("compute_optimal_cv", "Compute-optimal TTS, cross-validated", PALETTE["compute_optimal"], "..")]
+    fig, ax = plt.subplots(figsize=(2.4 * len(table) + 2.5, 4.0))
+    x = np.arange(len(table))
+    w = 0.2
+    for i, (col, label, color, hatch) in enumerate(kinds):
+        v = table[col].to_numpy(dtype=float)
+        bars = ax.bar(x + (i - 1.5) * w, np.nan_to_num(v), w, color=color, hatch=hatch, edgecolor="black",
+                      label=label, alpha=0.6 if col == "compute_optimal_cv" else 1.0)
+        for b, val in zip(bars, v):
+            if not np.isnan(val):
+                ax.annotate(f"{val:.0f}", (b.get_x() + b.get_width() / 2, val), ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(x, [f"{o.split(' (')[0]}\n{p}\n{d}" for o, p, d in
+                      zip(table["origin"], table["policy_model"], table["dataset"])], fontsize=7)
+    ax.set_ylabel("Accuracy (%)")
+    ax.set_ylim(0, 105)
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_accuracy_vs_flops(table: pd.DataFrame, title: str = "Accuracy vs inference FLOPs per problem"):
+    """One panel per dataset: each strategy's best-rule accuracy against its mean inference FLOPs."""
+    import matplotlib.pyplot as plt
+
+    from ttslab.plots import LABELS, PALETTE, _style
+
+    _style()
+    datasets = sorted(table["dataset"].unique())
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets) + 2.2, 3.8), squeeze=False)
+    for ax, ds in zip(axes[0], datasets):
+        d = table[table["dataset"] == ds]
+        for m in ("cot", "best_of_n", "beam_search", "dvts"):
+            g = d[d["method"] == m].sort_values("budget")
+            if g.empty:
+                continue
+            ax.errorbar(g["flops_per_problem"], g["accuracy"],
+                        yerr=[g["accuracy"] - g["ci_low"], g["ci_high"] - g["accuracy"]],
+                        fmt="-o" if len(g) > 1 else "o", ms=5, capsize=2, color=PALETTE[m], label=LABELS[m])
+            for _, r in g.iterrows():
+                ax.annotate(f"N={int(r['budget'])}", (r["flops_per_problem"], r["accuracy"]), fontsize=6,
+                            xytext=(3, 3), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_xlabel("Inference FLOPs per problem (policy + PRM, log scale)")
+        ax.set_ylabel("Accuracy (%)")
+        ax.set_title(ds, fontsize=10)
+    handles = {}
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    fig.legend(list(handles.values()), list(handles), loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
