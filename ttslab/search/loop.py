@@ -162,6 +162,8 @@ def run_tasks(
         for (t, parent, subtree), c in zip(owners, completions):
             child = t.tree.add(parent, c.text, c.finish, c.usage, subtree)
             _classify(t, child, seen.setdefault((id(t), parent.id), set()))
+            if not t.strategy.stepwise:  # a whole solution: its steps, for the PRM and the record
+                t.solution_steps[child.id] = split_steps(c.text, t.spec.step_delimiter)
             children.setdefault(id(t), []).append(child)
         if prm is not None:
             _score(live, children, prm)
@@ -181,12 +183,8 @@ def _score(live: list[Task], children: dict[int, list[Node]], prm: RewardModel) 
                 continue
             if t.strategy.stepwise:
                 newest.append((t, c))
-            elif t.spec.name != "cot":
-                steps = split_steps(c.text, t.spec.step_delimiter)
-                t.solution_steps[c.id] = steps
-                whole.append((t, c, steps))
-            else:
-                t.solution_steps[c.id] = split_steps(c.text, t.spec.step_delimiter)
+            elif t.spec.name != "cot":  # CoT is a single greedy answer: nothing to vote on
+                whole.append((t, c, t.solution_steps[c.id]))
     if newest:
         reqs = [ScoreRequest(t.problem.question, tuple(t.tree.steps(c)), t.problem.id) for t, c in newest]
         for (t, c), s in zip(newest, prm.score_last(reqs)):
