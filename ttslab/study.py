@@ -161,7 +161,7 @@ def winners_by_difficulty(by_bin: pd.DataFrame) -> pd.DataFrame:
     """Which strategy wins where: per (difficulty, budget), each method's best-rule accuracy and the winner.
 
     Input: `difficulty.curves_by_difficulty` output. Only budgets where at least two TTS strategies were
-    run are compared; `margin` is the winner's lead over the runner-up in points (ties: listed order).
+    run are compared; `margin` is the winner's lead over the runner-up in points (a tie lists every leader, joined by " = ").
     """
     t = by_bin[(by_bin["method"] != "cot") & (by_bin["rule"] != curves.PASS_AT_K)]
     best = t.groupby(["policy", "prm", "difficulty", "budget", "method"], observed=True)["accuracy"].max()
@@ -171,7 +171,10 @@ def winners_by_difficulty(by_bin: pd.DataFrame) -> pd.DataFrame:
     wide = wide[cols]
     ranked = np.sort(wide.fillna(-np.inf).to_numpy(), axis=1)
     out = wide.round(1)
-    out["winner"] = wide.fillna(-np.inf).idxmax(axis=1)
+    filled = wide.fillna(-np.inf)
+    out["winner"] = [
+        " = ".join(c for c in cols if row[c] == row.max()) for _, row in filled.iterrows()
+    ]  # several names: a tie
     out["margin"] = np.round(ranked[:, -1] - ranked[:, -2], 1)
     return out.reset_index()
 
@@ -400,14 +403,18 @@ def reference_wide(name: str) -> pd.DataFrame:
     return wide[[c for c in ("MATH-500", "AIME24", "Avg.") if c in wide.columns]].reset_index().assign(origin=STUDY)
 
 
-def ours_vs_study(records: Iterable[dict[str, Any]], study_policy: str = "Qwen2.5-0.5B-Inst.") -> pd.DataFrame:
+def ours_vs_study(
+    records: Iterable[dict[str, Any]],
+    study_policy: str = "Qwen2.5-0.5B-Inst.",
+    bins_by_dataset: dict[str, pd.Series] | None = None,
+) -> pd.DataFrame:
     """The study's Table 5 row for a small policy next to this package's run(s): CoT, majority,
-    compute-optimal TTS (ours: in-sample and cross-validated)."""
+    compute-optimal TTS (ours: in-sample and cross-validated, chosen per bin when bins are given)."""
     s = reference.table5().set_index("policy_model").loc[study_policy]
     rows = [{"origin": STUDY, "dataset": "MATH-500 (all 500)", "policy_model": study_policy,
-             "prm": "best of the study's PRMs", "problems": 500, "cot": s["cot"], "majority": s["majority"],
+             "prm": "not stated in Table 5", "problems": 500, "cot": s["cot"], "majority": s["majority"],
              "compute_optimal_tts": s["compute_optimal_tts"], "compute_optimal_cv": np.nan}]
-    for _, r in measured_table5(records).iterrows():
+    for _, r in measured_table5(records, bins_by_dataset).iterrows():
         rows.append({"origin": OURS, "dataset": r["dataset"], "policy_model": r["policy_model"], "prm": r["prm"],
                      "problems": r["problems"], "cot": r["cot"], "majority": r["majority"],
                      "compute_optimal_tts": r["compute_optimal_in_sample"], "compute_optimal_cv": r["compute_optimal_cv"]})
@@ -477,3 +484,10 @@ def plot_accuracy_vs_flops(table: pd.DataFrame, title: str = "Accuracy vs infere
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def fmt(value: float) -> str:
+    """Number format for notebook tables: 3 significant digits for FLOPs-sized numbers, else one decimal."""
+    if value != value:  # NaN
+        return "NaN"
+    return f"{value:.3g}" if abs(value) >= 1e5 else f"{value:.1f}"
