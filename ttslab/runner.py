@@ -266,7 +266,7 @@ def format_summary(run_dir: Path) -> str:
     summary = json.loads((run_dir / SUMMARY).read_text()) if (run_dir / SUMMARY).exists() else {}
     walls = summary.get("wall_time_s", {})
     lines = ["Accuracy (%) by method and budget N; one column per selection rule (scoring_voting):",
-             table.to_string(index=False) if len(table) else "(no records)"]
+             table.to_string(index=False, na_rep="-") if len(table) else "(no records)"]
     if walls:
         lines.append("wall time this invocation: " + ", ".join(f"{k} {v:.0f} s" for k, v in walls.items()))
     lines.append(f"run directory: {run_dir}")

@@ -109,6 +109,7 @@ class LlamaCppEngine:
         max_sequences: int = 32,
         n_ctx_per_sequence: int = 4096,
         n_batch: int = 512,
+        kv_unified: bool = True,
     ):
         if max_sequences < 1 or n_ctx_per_sequence < 64 or n_batch < max_sequences:
             raise ValueError(
@@ -131,7 +132,10 @@ class LlamaCppEngine:
         cp.n_batch = cp.n_ubatch = n_batch
         cp.n_seq_max = max_sequences
         cp.n_threads = cp.n_threads_batch = threads
-        cp.kv_unified = True  # one KV pool: a forked prefix shares cells instead of being copied
+        # unified: one KV pool, a forked prefix shares cells; per-sequence streams: a fork copies the
+        # buffer, but each sequence attends only over its own cells (cheaper for long, wide batches)
+        cp.kv_unified = kv_unified
+        self.kv_unified = kv_unified
         self.ctx = ll.llama_init_from_model(self.model, cp)
         if not self.ctx:
             raise EngineError(f"llama.cpp could not create a context of {cp.n_ctx} tokens for {self.path}")
@@ -214,8 +218,11 @@ class LlamaCppEngine:
         else:
             dest = self._free_slot(reserved)
             ll.llama_memory_seq_rm(self.mem, dest, -1, -1)
-            if reuse > 0:
+            if reuse > 0 and self.kv_unified:
                 ll.llama_memory_seq_cp(self.mem, source, dest, 0, reuse)
+            elif reuse > 0:  # across streams llama.cpp copies whole buffers only: copy, then cut
+                ll.llama_memory_seq_cp(self.mem, source, dest, -1, -1)
+                ll.llama_memory_seq_rm(self.mem, dest, reuse, -1)
         self._clock += 1
         self.slots[dest] = _Slot(list(tokens), self._clock)
         reserved.add(dest)
