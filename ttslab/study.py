@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ttslab.analysis import curves, difficulty, flops, optimal, reference
-from ttslab.results import RECORDS, Run
+from ttslab.results import RECORDS, SUMMARY, Run
 
 STUDY_RUN = Path(__file__).resolve().parent / "data" / "study_run"
 STUDY = "study (Liu et al. 2025, published)"
@@ -30,10 +30,13 @@ OURS = "this package's CPU run"
 
 
 def study_run_dirs() -> list[Path]:
-    """The shipped study run directories (ttslab/data/study_run/<dataset>/), sorted by name."""
+    """The shipped study run directories (ttslab/data/study_run/<dataset>/), sorted by name.
+
+    Only finished runs count: `ttslab run` writes summary.json when a run ends.
+    """
     if not STUDY_RUN.is_dir():
         return []
-    return sorted(p for p in STUDY_RUN.iterdir() if (p / RECORDS).is_file())
+    return sorted(p for p in STUDY_RUN.iterdir() if (p / RECORDS).is_file() and (p / SUMMARY).is_file())
 
 
 def resolve_run_dirs(run_dirs: str | os.PathLike | Sequence[str | os.PathLike] | None = None) -> list[Path]:
@@ -154,7 +157,7 @@ def level_vs_difficulty(records: Iterable[dict[str, Any]], bins: pd.Series) -> p
     """Crosstab of the dataset's own level (1-5) against the Pass@1 difficulty bin, in problems."""
     level = {str(r["problem_id"]): r.get("level") for r in records}
     lv = pd.Series({p: level.get(p) for p in bins.index}, name="level")
-    return pd.crosstab(lv, bins.astype(str).rename("difficulty"))
+    return pd.crosstab(lv, bins.rename("difficulty"), dropna=False)
 
 
 def winners_by_difficulty(by_bin: pd.DataFrame) -> pd.DataFrame:
@@ -169,6 +172,8 @@ def winners_by_difficulty(by_bin: pd.DataFrame) -> pd.DataFrame:
     wide = wide[wide.notna().sum(axis=1) >= 2]
     cols = [m for m in ("best_of_n", "beam_search", "dvts") if m in wide.columns]
     wide = wide[cols]
+    if wide.empty or len(cols) < 2:
+        return pd.DataFrame(columns=["policy", "prm", "difficulty", "budget", *cols, "winner", "margin"])
     ranked = np.sort(wide.fillna(-np.inf).to_numpy(), axis=1)
     out = wide.round(1)
     filled = wide.fillna(-np.inf)
