@@ -57,6 +57,7 @@ class SGLangDouble:
         self.die_after = die_after
         self.hang = hang
         self.bodies: list[dict] = []  # every /generate request body, in arrival order
+        self.scored: list[list] = []  # the engine's TokenScores behind each scoring answer
         self.n_generate = 0
         # The engine is not thread-safe, and several doubles may share one engine (sharding tests).
         self._engine_lock = _ENGINE_LOCKS.setdefault(id(engine), threading.Lock())
@@ -148,11 +149,15 @@ class SGLangDouble:
             raise ValueError("return_logprob without token_ids_logprob is not supported by the test double")
         if not isinstance(ids_per[0], list):
             ids_per = [ids_per] * len(texts)
-        out = []
+        if any(list(ids) != list(ids_per[0]) for ids in ids_per):
+            raise ValueError("the test double scores one token_ids_logprob list per request")
+        ids = [int(t) for t in ids_per[0]]
         t0 = time.perf_counter()
-        for text, ids in zip(texts, ids_per):
-            with self._engine_lock:
-                (scores,) = self.engine.next_token_logprobs([text], ids)
+        with self._engine_lock:  # one engine call for the batch, as SGLang batches them
+            results = self.engine.next_token_logprobs(texts, ids)
+        self.scored.append(results)
+        out = []
+        for scores in results:
             best = max(ids, key=lambda t: scores.logprobs[t])
             meta = self._meta(scores.usage, {"type": "length", "length": 1}, time.perf_counter() - t0)
             meta["completion_tokens"] = 1

@@ -148,8 +148,8 @@ def test_every_study_experiment_composes():
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
-    presets = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml") if p.stem != "quickstart")
-    assert {"fig4_math500", "fig5_aime24", "table3_cot_baselines"} <= set(presets)
+    presets = ["fig4_math500", "fig5_aime24", "fig7_qwen_sizes", "fig8_llama_difficulty", "gpu_smoke",
+               "table3_cot_baselines", "table3_small_tts"]  # the GPU study presets
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         for name in presets:
             cfg = compose("config", overrides=[f"experiment={name}"], return_hydra_config=True)

@@ -186,6 +186,8 @@ class SGLangEngine:
         urls = list(role_cfg.get("urls") or [])
         router = bool(role_cfg.get("router", False))
         servers: list[Any] = []
+        if router and not urls:
+            raise ValueError(f"engine.{role}.router=true needs engine.{role}.urls=[<router URL>]")
         if not urls:
             servers = sglang_server.launch_for_role(engine_cfg, model_cfg, role, run_dir)
             urls = [s.url for s in servers]
