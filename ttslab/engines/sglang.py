@@ -269,11 +269,12 @@ class SGLangEngine:
     async def anext_token_logprobs(
         self, prompts: Sequence[str], token_ids: Sequence[int], affinity: Sequence[str] | None = None
     ) -> list[TokenScores]:
-        # One generated token with return_logprob: `output_token_ids_logprobs[0]` is exactly the
-        # distribution right after the prompt. No prompt logprobs are asked for (logprob_start_len -1),
-        # so the server may reuse the radix cache for the whole prompt; asking for prompt logprobs
-        # (max_new_tokens 0 + logprob_start_len) forces recomputation from that position.
-        # temperature 1, no top-p/top-k: the logprobs are the model's full-vocabulary softmax.
+        # max_new_tokens 1 with return_logprob: `output_token_ids_logprobs[0]` is the distribution right
+        # after the prompt. logprob_start_len -1 asks for no prompt logprobs; the scheduler then sets it to
+        # len(prompt) - 1, so the radix cache may serve every earlier token (earlier steps are not
+        # recomputed). The alternative, max_new_tokens 0 + logprob_start_len = len - 1, needs the token
+        # count first (a /tokenize round trip) and, per strands-sglang#32/#34, returns None at exactly
+        # that position. temperature 1, no top-p/top-k: the logprobs are the full-vocabulary softmax.
         prompts = list(prompts)
         ids = [int(t) for t in token_ids]
         if not ids:
