@@ -271,7 +271,14 @@ def main(argv: list[str] | None = None) -> int:
         "run_dirs", nargs="*", metavar="RUN_DIR", help="run directories written by `ttslab run`"
     )
     parser.add_argument("--out", default="paper_figures", help="output directory (default: paper_figures)")
+    parser.add_argument("--reference-only", action="store_true",
+                        help="only the figures the study's published numbers allow (no runs)")
     args = parser.parse_args(argv)
-    paths = build_figures(args.run_dirs, args.out)
+    run_dirs = args.run_dirs
+    if not run_dirs and not args.reference_only:
+        from ttslab.study import study_run_dirs
+
+        run_dirs = [str(d) for d in study_run_dirs()]  # the CPU-scale study run shipped with ttslab
+    paths = build_figures(run_dirs, args.out)
     print(f"wrote {len(paths)} files to {args.out}/ (see {args.out}/README.md)")
     return 0
