@@ -68,6 +68,29 @@ def load_records(run_dirs=None) -> list[dict[str, Any]]:
     return [_with_sample_index(r) for d in resolve_run_dirs(run_dirs) for r in Run.load(d).records]
 
 
+def write_bon_sample_index(run_dir: str | os.PathLike) -> int:
+    """Rewrite a run's records.jsonl with the Best-of-N sample index in `subtree` (see `load_records`).
+
+    Only that field of Best-of-N candidates whose indices are not distinct changes; every other byte of
+    every record is kept. Returns the number of records changed. Used once on the shipped study run
+    (its README says so); never run it on a run directory a `ttslab run` is still writing.
+    """
+    import json
+
+    path = Path(run_dir) / RECORDS
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    changed, out = 0, []
+    for line in lines:
+        rec = json.loads(line)
+        fixed = _with_sample_index(rec)
+        if fixed is not rec:
+            changed += 1
+            line = json.dumps(fixed, ensure_ascii=False) + "\n"
+        out.append(line)
+    path.write_text("".join(out), encoding="utf-8")
+    return changed
+
+
 def _with_sample_index(rec: dict[str, Any]) -> dict[str, Any]:
     if rec.get("method") != "best_of_n":
         return rec
