@@ -150,7 +150,8 @@ def run_tasks(
                     s = derive_seed(seed, t.problem.id, spec.name, spec.budget, node.id, subtree, k)
                     params = SamplingParams(spec.temperature, spec.top_p, spec.top_k, max(1, limit), stop, s)
                     requests.append(GenerationRequest(prompt, params, affinity=t.problem.id))
-                    owners.append((t, node, subtree))
+                    # whole-solution samples are numbered (Best-of-N subsampling); search keeps its subtree
+                    owners.append((t, node, subtree if t.strategy.stepwise else k))
         for t in [t for t in live if t.done]:
             on_done(t)
         live = [t for t in live if not t.done]
