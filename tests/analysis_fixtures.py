@@ -76,6 +76,7 @@ def make_record(
         [c["correct"] for c in candidates],
         [c["answer"] for c in candidates],
         [c["step_scores"] if prm else None for c in candidates],
+        with_prm=bool(prm),
     )
     return {
         "problem_id": problem_id,

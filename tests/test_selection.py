@@ -56,8 +56,9 @@ def test_select_all_reports_every_rule_and_the_oracle():
     assert set(out) == set(RULES) | {"oracle"}
     assert out["majority"]["correct"] is False and out["prm_last_max"]["correct"] is True
     assert out["oracle"]["correct"] is True
-    # without PRM scores only majority and the oracle exist
-    assert set(select_all(KEYS, CORRECT, KEYS, [None] * 6)) == {"majority", "oracle"}
+    # without a PRM only majority and the oracle exist; with one, unscored candidates score -1
+    assert set(select_all(KEYS, CORRECT, KEYS, [None] * 6, with_prm=False)) == {"majority", "oracle"}
+    assert select_all(["1", "2"], [False, True], ["1", "2"], [None, [0.1]])["prm_last_max"]["correct"] is True
 
 
 def test_no_answers_selects_nothing():

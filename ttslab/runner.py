@@ -125,8 +125,8 @@ def build_record(task: Task, grader: Grader, cfg: DictConfig, budget: int, elaps
         policy_usage = task.tree.usage().as_dict()
         prm_usage = task.prm_usage.as_dict()
         tree = task.tree.as_records()
-    selections = select_all(keys, correct, answers, scores)
     has_prm = task.spec.name != "cot" and cfg.prm.get("type", "none") != "none"
+    selections = select_all(keys, correct, answers, scores, with_prm=has_prm)
     return {
         "problem_id": p.id, "source": p.source, "level": p.level, "subject": p.subject, "gold": p.answer,
         "policy": cfg.policy.name, "policy_params": float(cfg.policy.params),

@@ -86,14 +86,14 @@ def select_all(
     correct: Sequence[bool],
     answers: Sequence[str | None],
     step_scores: Sequence[Sequence[float] | None],
-    rules: Sequence[str] = RULES,
+    with_prm: bool = True,
 ) -> dict[str, dict]:
-    """Every rule's answer and correctness, plus the oracle (pass@N: any candidate correct)."""
+    """Every rule's answer and correctness, plus the oracle (pass@N: any candidate correct).
+
+    Without a PRM (`with_prm=False`) only majority voting and the oracle are defined.
+    """
     out: dict[str, dict] = {}
-    has_scores = any(s for s in step_scores)
-    for rule in rules:
-        if rule != "majority" and not has_scores:
-            continue
+    for rule in RULES if with_prm else ("majority",):
         i = select(rule, keys, step_scores)
         out[rule] = {"answer": None if i is None else answers[i], "correct": bool(i is not None and correct[i])}
     out["oracle"] = {"answer": None, "correct": bool(any(correct))}
