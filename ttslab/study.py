@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ttslab.analysis import curves, difficulty, flops, optimal, reference
+from ttslab.analysis import curves, flops, optimal, reference
 from ttslab.results import RECORDS, SUMMARY, Run
 
 STUDY_RUN = Path(__file__).resolve().parent / "data" / "study_run"
@@ -516,6 +516,6 @@ def plot_accuracy_vs_flops(table: pd.DataFrame, title: str = "Accuracy vs infere
 
 def fmt(value: float) -> str:
     """Number format for notebook tables: 3 significant digits for FLOPs-sized numbers, else one decimal."""
-    if value != value:  # NaN
+    if np.isnan(value):
         return "NaN"
     return f"{value:.3g}" if abs(value) >= 1e5 else f"{value:.1f}"
