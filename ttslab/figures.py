@@ -5,6 +5,7 @@ published numbers and, when run directories are given, from their records.
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -278,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     if not run_dirs and not args.reference_only:
         from ttslab.study import study_run_dirs
 
-        run_dirs = [str(d) for d in study_run_dirs()]  # the CPU-scale study run shipped with ttslab
+        # the CPU-scale study run shipped with ttslab; relative paths keep paper_figures/README.md portable
+        run_dirs = [os.path.relpath(d) for d in study_run_dirs()]
     paths = build_figures(run_dirs, args.out)
     print(f"wrote {len(paths)} files to {args.out}/ (see {args.out}/README.md)")
     return 0
