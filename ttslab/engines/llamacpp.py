@@ -390,8 +390,12 @@ class LlamaCppEngine:
         ids = np.asarray(list(token_ids), dtype=np.int64)
         if ids.size and (ids.min() < 0 or ids.max() >= self.n_vocab):
             raise ValueError(f"token ids {list(token_ids)} are outside the vocabulary of {self.n_vocab}")
+        # shortest first: the step-k prompts of many solutions then share waves, and each one's step-(k-1)
+        # prefix is already settled in a slot from an earlier chunk (bigger, faster prefill batches)
         unique = list(dict.fromkeys(prompts))
         toks = [self.tokenize(p) for p in unique]
+        order = sorted(range(len(unique)), key=lambda k: len(toks[k]))
+        unique, toks = [unique[k] for k in order], [toks[k] for k in order]
         for t in toks:
             if len(t) + 1 >= self.seq_capacity:
                 raise EngineError(f"a scoring prompt of {len(t)} tokens exceeds engine.n_ctx_per_sequence={self.seq_capacity}")
