@@ -34,13 +34,16 @@ def main() -> None:
     for k in (1, 4, 16):
         best = 0.0
         for r in range(args.repeats):
-            reqs = [GenerationRequest(prompt + f" (run {k}.{r})", SamplingParams(0.7, max_tokens=args.tokens,
+            # a fresh question per arm, so no arm reuses another's KV; the prompt stays a chat prompt
+            fresh = build_prompt("qwen2.5", f"{QUESTION} (Attempt {k}.{r}.)")
+            reqs = [GenerationRequest(fresh, SamplingParams(0.7, max_tokens=args.tokens,
                     stop=never, seed=1000 * r + i)) for i in range(k)]
             start = time.perf_counter()
             outs = engine.generate(reqs)
             elapsed = time.perf_counter() - start
             best = max(best, sum(o.usage.completion_tokens for o in outs) / elapsed)
         rates[k] = best
+        assert all(o.finish == "length" for o in outs), "a sample ended early: the arm would not be comparable"
         sent = sum(o.usage.prompt_tokens for o in outs)
         reused = sum(o.usage.cached_tokens for o in outs)
         print(f"{k:>2} sequences: {best:6.1f} tok/s  = {best / rates[1]:.2f}x single  "
