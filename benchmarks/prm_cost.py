@@ -16,7 +16,7 @@ import argparse
 import statistics
 import time
 
-from ttslab.data import load_problems
+from ttslab.problems import load_problems
 from ttslab.engines.base import GenerationRequest, SamplingParams
 from ttslab.engines.llamacpp import LlamaCppEngine
 from ttslab.prompts import build_prompt

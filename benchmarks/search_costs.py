@@ -15,7 +15,7 @@ import time
 
 from omegaconf import OmegaConf
 
-from ttslab.data import load_problems
+from ttslab.problems import load_problems
 from ttslab.engines.llamacpp import LlamaCppEngine
 from ttslab.rewards import build_reward_model
 from ttslab.runner import CONF_DIR

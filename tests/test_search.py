@@ -2,7 +2,7 @@
 
 import pytest
 
-from ttslab.data import load_problems
+from ttslab.problems import load_problems
 from ttslab.search.loop import MethodSpec, make_task, run_tasks, split_steps
 
 pytestmark = pytest.mark.model

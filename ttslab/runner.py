@@ -16,7 +16,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from ttslab.data import Problem, load_problems, shard
+from ttslab.problems import Problem, load_problems, shard
 from ttslab.grading import Grader, extract_answer
 from ttslab.results import CONFIG, SUMMARY, RecordWriter, read_records, record_key
 from ttslab.search.loop import MethodSpec, Task, make_task, run_tasks

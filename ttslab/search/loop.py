@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from ttslab.data import Problem
+from ttslab.problems import Problem
 from ttslab.engines.base import Engine, GenerationRequest, SamplingParams, TokenUsage
 from ttslab.prompts import build_prompt
 from ttslab.rewards.base import RewardModel, ScoreRequest

@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from ttslab.data import load_problems, shard
+from ttslab.problems import load_problems, shard
 from ttslab.grading import Grader
 
 
