@@ -29,7 +29,8 @@ def _hydra_run(argv: list[str]) -> int:
 
     @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
     def main(cfg: DictConfig) -> None:
-        from ttslab.runner import format_summary, run
+        from ttslab.runner import run
+        from ttslab.summary import format_summary
 
         run_dir = run(cfg)
         print(format_summary(run_dir))
@@ -61,13 +62,13 @@ def main(argv: list[str] | None = None) -> int:
             print("usage: ttslab merge OUT_DIR SHARD_DIR [SHARD_DIR ...]", file=sys.stderr)
             return 2
         n = merge_runs(rest[1:], rest[0])
-        from ttslab.runner import write_summary
+        from ttslab.summary import write_summary
 
         write_summary(Path(rest[0]))
         print(f"merged {len(rest) - 1} shard(s) into {rest[0]}: {n} records")
         return 0
     if cmd == "summary":
-        from ttslab.runner import format_summary
+        from ttslab.summary import format_summary
 
         for d in rest:
             print(format_summary(Path(d)))
