@@ -183,3 +183,56 @@ def test_classifier_config_errors(tokenizer, qwen_prm):
         ClassifierPRM(qwen_prm.model, tokenizer, "qwen_math_prm", format_options={"bos_token": "x"})
     with pytest.raises(ValueError, match="needs keys"):
         build_reward_model({"name": "q", "type": "classifier", "format": "qwen_math_prm"})
+
+
+# ----- issue 10 (3): the GPU presets put classifier PRMs on the GPU, in bf16, spread over GPUs when needed
+
+
+def _gpu_classifier_configs():
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    conf = Path(__file__).resolve().parents[1] / "conf" / "prm"
+    cfgs = [OmegaConf.to_container(OmegaConf.load(p)) for p in sorted(conf.glob("*.yaml")) if not p.name.startswith("cpu_")]
+    return [c for c in cfgs if c.get("type") == "classifier"]
+
+
+def test_gpu_classifier_presets_load_on_cuda_in_bf16_with_a_device_map():
+    cfgs = _gpu_classifier_configs()
+    assert {c["name"] for c in cfgs} >= {"skywork-prm-1.5b", "skywork-prm-7b", "qwen2.5-math-prm-7b",
+                                         "qwen2.5-math-prm-72b"}
+    for c in cfgs:
+        assert c["device"] == "cuda", c["name"]
+        assert c["dtype"] == "bfloat16", c["name"]
+        assert c["device_map"] == "auto", c["name"]  # accelerate spreads a model larger than one GPU
+
+
+def test_load_head_model_passes_dtype_and_device_map(tmp_path, tokenizer, monkeypatch):
+    calls = {}
+    real = TwoClassStepHead.from_pretrained.__func__
+
+    def spy(cls, path, **kw):
+        calls.update(kw)
+        kw.pop("device_map", None)  # no GPU here: load on CPU, but record what a GPU run would ask for
+        return real(cls, path, **kw)
+
+    TwoClassStepHead(tiny_config(tokenizer)).save_pretrained(tmp_path)
+    monkeypatch.setattr(TwoClassStepHead, "from_pretrained", classmethod(spy))
+    model = load_head_model(str(tmp_path), "two_class", dtype="bfloat16", device="cuda", device_map="auto")
+    assert calls["dtype"] is torch.bfloat16 and calls["device_map"] == "auto"
+    assert next(model.parameters()).dtype is torch.bfloat16
+
+
+def test_transformers_floor_supports_the_dtype_keyword():
+    # issue 10 (5): `from_pretrained(dtype=...)` (used above) needs transformers >= 4.56.
+    import tomllib
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+
+    meta = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
+    reqs = [Requirement(r) for extra in meta["optional-dependencies"].values() for r in extra]
+    floors = [r.specifier for r in reqs if r.name == "transformers"]
+    assert floors and all(not s.contains(Version("4.55.4")) and s.contains(Version("4.56.0")) for s in floors)

@@ -78,18 +78,29 @@ class ValueStepHead(Qwen2PreTrainedModel):
 HEADS: dict[str, type[Qwen2PreTrainedModel]] = {"two_class": TwoClassStepHead, "value": ValueStepHead}
 
 
-def load_head_model(hf_id: str, head: str, dtype: str = "auto", device: str = "cpu") -> Qwen2PreTrainedModel:
-    """Load `hf_id` into our head class; fail loudly if any backbone or head weight is missing."""
+def load_head_model(
+    hf_id: str, head: str, dtype: str = "auto", device: str = "cpu", device_map: Any = None
+) -> Qwen2PreTrainedModel:
+    """Load `hf_id` into our head class; fail loudly if any backbone or head weight is missing.
+
+    `device_map` ("auto", or accelerate's explicit maps) places the layers across the visible GPUs, using
+    the memory each has free (a 72B PRM needs ~145 GB in bf16: more than one GPU); `device` is then unused.
+    """
     if head not in HEADS:
         raise ValueError(f"prm.head={head!r} is not known; expected one of {sorted(HEADS)}")
     torch_dtype = "auto" if dtype == "auto" else getattr(torch, dtype)
-    model, info = HEADS[head].from_pretrained(hf_id, dtype=torch_dtype, output_loading_info=True)
+    kwargs: dict[str, Any] = {"dtype": torch_dtype, "output_loading_info": True}
+    if device_map is not None and str(device).startswith("cuda"):
+        kwargs["device_map"] = device_map
+    model, info = HEADS[head].from_pretrained(hf_id, **kwargs)
     if info.get("missing_keys"):
         raise RuntimeError(
             f"{hf_id}: weights missing for {sorted(info['missing_keys'])[:8]}: this checkpoint does not have "
             f"the layout of prm.head={head!r}"
         )
-    return model.to(device).eval()
+    if "device_map" not in kwargs:
+        model = model.to(device)
+    return model.eval()
 
 
 class ClassifierPRM:
@@ -147,7 +158,11 @@ class ClassifierPRM:
         from transformers import AutoTokenizer
 
         model = load_head_model(
-            cfg["hf_id"], cfg["head"], dtype=cfg.get("dtype", "auto"), device=cfg.get("device", "cpu")
+            cfg["hf_id"],
+            cfg["head"],
+            dtype=cfg.get("dtype", "auto"),
+            device=cfg.get("device", "cpu"),
+            device_map=cfg.get("device_map"),
         )
         tokenizer = AutoTokenizer.from_pretrained(cfg["hf_id"])
         return cls(
