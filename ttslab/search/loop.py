@@ -12,38 +12,17 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
-from ttslab.problems import Problem
 from ttslab.engines.base import Engine, GenerationRequest, SamplingParams, TokenUsage
+from ttslab.problems import Problem
 from ttslab.prompts import build_prompt
 from ttslab.rewards.base import RewardModel, ScoreRequest
-from ttslab.search.strategies import Strategy, make_strategy
+from ttslab.search.strategies import Strategy
 from ttslab.search.tree import Node, Tree
 
-
-@dataclass(frozen=True)
-class MethodSpec:
-    name: str
-    budget: int
-    beam_width: int = 4
-    temperature: float = 0.7
-    top_p: float = 1.0
-    top_k: int = -1
-    max_tokens: int = 8192  # CoT/BoN: new tokens; search: all steps together
-    max_step_tokens: int = 2048
-    max_steps: int = 40
-    step_delimiter: str = "\n\n"
-
-    def __post_init__(self) -> None:
-        if self.budget < 1:
-            raise ValueError(f"method.budget={self.budget}: expected an integer >= 1")
-        if self.name in ("beam_search", "dvts"):
-            if self.beam_width < 1 or self.budget % self.beam_width:
-                raise ValueError(
-                    f"method.budget={self.budget} must be a multiple of method.beam_width={self.beam_width} "
-                    f"for {self.name} (e.g. budget {self.beam_width}, {4 * self.beam_width}, {16 * self.beam_width})"
-                )
+if TYPE_CHECKING:
+    from ttslab.config import MethodSpec
 
 
 @dataclass
@@ -92,7 +71,7 @@ def derive_seed(*parts) -> int:
 
 
 def make_task(problem: Problem, spec: MethodSpec) -> Task:
-    return Task(problem, spec, make_strategy(spec.name, spec.beam_width))
+    return Task(problem, spec, spec.strategy(spec.beam_width))
 
 
 def _classify(task: Task, child: Node, siblings_seen: set[str]) -> None:
@@ -123,12 +102,11 @@ def run_tasks(
     family: str,
     seed: int = 0,
     on_done: Callable[[Task], None] = lambda t: None,
-    on_round: Callable[[int], None] = lambda n: None,
 ) -> None:
-    """Advance all tasks together until each is finished (see the module docstring)."""
-    for t in tasks:
-        if t.strategy.stepwise and prm is None:
-            raise ValueError(f"method.name={t.spec.name!r} needs a PRM to guide the search; prm=none was given")
+    """Advance all tasks together until each is finished (see the module docstring).
+
+    `prm` is None when the run has no PRM (config validation refuses that for searches that need one).
+    """
     live = list(tasks)
     while live:
         requests: list[GenerationRequest] = []
@@ -171,7 +149,6 @@ def run_tasks(
         for t in live:
             t.strategy.select(t, children.get(id(t), []))
             t.round += 1
-        on_round(len(requests))
 
 
 def _score(live: list[Task], children: dict[int, list[Node]], prm: RewardModel) -> None:
@@ -184,7 +161,7 @@ def _score(live: list[Task], children: dict[int, list[Node]], prm: RewardModel) 
                 continue
             if t.strategy.stepwise:
                 newest.append((t, c))
-            elif t.spec.name != "cot":  # CoT is a single greedy answer: nothing to vote on
+            elif t.strategy.uses_prm:  # CoT is a single greedy answer: nothing to vote on
                 whole.append((t, c, t.solution_steps[c.id]))
     if newest:
         reqs = [ScoreRequest(t.problem.question, tuple(t.tree.steps(c)), t.problem.id) for t, c in newest]

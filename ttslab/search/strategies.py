@@ -1,31 +1,78 @@
-"""How each method spends a budget N: the strategies differ only in what they expand and what they keep.
+"""How each method spends a budget N, and the one registry that says what each method is.
 
 Every strategy answers two questions for the shared loop (ttslab/search/loop.py):
   expansions(task) -> [(node, n_children, subtree)]   what to expand this round
   select(task, children)                              which new children survive (marks `selected`,
                                                       moves finished paths to task.finished)
-Semantics (reference/paper.md §1.5-1.7): budget N = generations per depth; beam width M.
+and declares, as class attributes, what the rest of the package would otherwise guess from its name:
+
+  stepwise        True: one step per round, the newest step scored (PRM-Last); False: whole solutions
+  needs_prm       the search cannot run without a PRM (beam search, DVTS)
+  uses_prm        a PRM, when given, scores its candidates (Best-of-N: for the PRM voting rules)
+  nested_budgets  the samples of a smaller budget are the first samples of the largest (Best-of-N), so
+                  one generation at the largest budget serves every budget of a run
+  fixed_budget    the budget is always this (CoT: 1)
+  greedy          sampling settings of the policy config never change its temperature (CoT)
+  width_divides_budget  the budget must be a multiple of the beam width M
+
+Adding a method is one class here (decorated with `@register("name")`) and one YAML file in
+conf/method/. A strategy that lives outside ttslab is named by its import path
+(`method.name=my_package.module:MyStrategy`).
+
+Semantics (the study, §3.1 and Figure 2): budget N = generations per depth; beam width M.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import importlib
+from typing import ClassVar
 
+from ttslab.errors import ConfigError
 from ttslab.search.tree import Node
 
-
-class Strategy(Protocol):
-    stepwise: bool  # True: generate one step at a time and score the newest step (PRM-Last)
-
-    def expansions(self, task) -> list[tuple[Node, int, int]]: ...
-
-    def select(self, task, children: list[Node]) -> None: ...
+STRATEGIES: dict[str, type["Strategy"]] = {}
 
 
-class CoT:
+def register(name: str):
+    """Class decorator: make a strategy available as `method.name=<name>`."""
+
+    def add(cls: type["Strategy"]) -> type["Strategy"]:
+        cls.name = name
+        STRATEGIES[name] = cls
+        return cls
+
+    return add
+
+
+class Strategy:
+    name: ClassVar[str] = ""
+    label: ClassVar[str] = ""  # how figures and tables name it
+    stepwise: ClassVar[bool] = False
+    needs_prm: ClassVar[bool] = False
+    uses_prm: ClassVar[bool] = False
+    nested_budgets: ClassVar[bool] = False
+    fixed_budget: ClassVar[int | None] = None
+    greedy: ClassVar[bool] = False
+    width_divides_budget: ClassVar[bool] = False
+
+    def __init__(self, beam_width: int = 1):
+        self.m = beam_width
+
+    def expansions(self, task) -> list[tuple[Node, int, int]]:
+        raise NotImplementedError
+
+    def select(self, task, children: list[Node]) -> None:
+        raise NotImplementedError
+
+
+@register("cot")
+class CoT(Strategy):
     """One greedy solution, generated whole."""
 
-    stepwise = False
+    label = "CoT"
+    fixed_budget = 1
+    nested_budgets = True
+    greedy = True
 
     def expansions(self, task):
         return [(task.tree.root, 1, 0)] if task.round == 0 else []
@@ -36,24 +83,29 @@ class CoT:
             task.finished.append(c)
 
 
+@register("best_of_n")
 class BestOfN(CoT):
     """N independent full solutions; every one is kept and scored step by step afterwards."""
+
+    label = "Best-of-N"
+    uses_prm = True
+    fixed_budget = None
+    greedy = False
 
     def expansions(self, task):
         return [(task.tree.root, task.budget, 0)] if task.round == 0 else []
 
 
-class BeamSearch:
+@register("beam_search")
+class BeamSearch(Strategy):
     """N candidates per depth; keep the N/M best by the newest step's score, expand each into M.
 
     A kept candidate that is terminal (answer given, EOS, limits) becomes a finished solution and its
     beam is not refilled (as in the study's code), so at most N/M solutions come out.
     """
 
-    stepwise = True
-
-    def __init__(self, beam_width: int):
-        self.m = beam_width
+    label = "Beam search"
+    stepwise = needs_prm = uses_prm = width_divides_budget = True
 
     def expansions(self, task):
         if task.round == 0:
@@ -69,17 +121,15 @@ class BeamSearch:
             (task.finished if c.terminal else task.active).append(c)
 
 
-class DVTS:
+@register("dvts")
+class DVTS(Strategy):
     """N/M independent subtrees; each expands M candidates per step and keeps its best one."""
 
-    stepwise = True
-
-    def __init__(self, beam_width: int):
-        self.m = beam_width
+    label = "DVTS"
+    stepwise = needs_prm = uses_prm = width_divides_budget = True
 
     def expansions(self, task):
-        if task.round == 0:
-            # the N first steps, M per subtree
+        if task.round == 0:  # the N first steps, M per subtree
             return [(task.tree.root, self.m, s) for s in range(task.budget // self.m)]
         return [(node, self.m, node.subtree) for node in task.active]
 
@@ -95,9 +145,36 @@ class DVTS:
             (task.finished if best.terminal else task.active).append(best)
 
 
-def make_strategy(name: str, beam_width: int) -> Strategy:
-    strategies = {"cot": CoT, "best_of_n": BestOfN, "beam_search": BeamSearch, "dvts": DVTS}
-    if name not in strategies:
-        raise ValueError(f"method.name={name!r} is unknown; expected one of {', '.join(strategies)}")
-    cls = strategies[name]
-    return cls(beam_width) if cls in (BeamSearch, DVTS) else cls()
+def strategy_class(name: str) -> type[Strategy]:
+    """The strategy registered as `name`, or imported from `package.module:Class`."""
+    if name in STRATEGIES:
+        return STRATEGIES[name]
+    if ":" in str(name):
+        module, _, attr = str(name).partition(":")
+        try:
+            cls = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as e:
+            raise ConfigError(f"method.name={name!r}: cannot import {attr} from {module} ({e})") from None
+        if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+            raise ConfigError(f"method.name={name!r} is not a subclass of ttslab.search.strategies.Strategy")
+        return cls
+    raise ConfigError(
+        f"method.name={name!r} is not a method; expected one of {', '.join(STRATEGIES)} "
+        "(or package.module:Class for a strategy of your own)"
+    )
+
+
+def method_names() -> tuple[str, ...]:
+    """Registered method names, in registration order (CoT first): the order of tables and legends."""
+    return tuple(STRATEGIES)
+
+
+def search_methods() -> tuple[str, ...]:
+    """The test-time scaling methods (every registered method but the greedy baseline)."""
+    return tuple(n for n, c in STRATEGIES.items() if not c.greedy)
+
+
+def method_label(name: str) -> str:
+    """How figures and tables name a method."""
+    cls = STRATEGIES.get(name)
+    return cls.label if cls is not None and cls.label else name

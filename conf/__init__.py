@@ -1,0 +1,1 @@
+# The Hydra configs of ttslab, installed as the package `ttslab.conf` (see pyproject.toml).

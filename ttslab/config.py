@@ -1,0 +1,437 @@
+"""Configs as typed code: the schemas of every config group, `compose`, validation, run-directory identity.
+
+The YAML files live in the top-level `conf/` folder and ship inside the package as `ttslab.conf` (see
+pyproject.toml), so `ttslab run` composes every preset from an installed wheel, from any directory.
+Each group file starts from its schema here (`defaults: [base_<group>, _self_]`), so Hydra rejects an
+unknown key or a value of the wrong type at composition; the checks a type cannot express (a budget
+that is not a multiple of the beam width, a search without a PRM...) are `validate`, in this one place.
+Every failure is a `ttslab.errors.ConfigError` whose one-line message names the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from ttslab.errors import ConfigError, InputError
+from ttslab.search.strategies import Strategy, strategy_class
+
+CONFIG_MODULE = "ttslab.conf"
+
+
+# ---------------------------------------------------------------- schemas of the config groups
+@dataclass
+class DatasetConfig:
+    name: str = MISSING
+    path: str = MISSING  # a Hugging Face hub id, a local .jsonl/.json/.parquet file, or "bundled"
+    format: str = "auto"
+    split: str = "test"
+    limit: Optional[int] = None
+    ids: Optional[List[str]] = None
+    levels: Optional[List[int]] = None
+
+
+@dataclass
+class PolicyConfig:
+    name: str = MISSING
+    family: str = MISSING  # prompt format (ttslab.prompts); never inferred from the name
+    model: Optional[str] = None  # GGUF spec for engine=llamacpp
+    hf_id: Optional[str] = None
+    params: float = MISSING  # parameters, for FLOPs
+    pretrain_tokens: Optional[float] = None
+    context_length: int = 32768
+    sampling: Dict[str, Any] = field(default_factory=dict)  # per-model overrides of method sampling
+    sglang: Optional[Dict[str, Any]] = None
+    kv_layout: Optional[Dict[str, int]] = None  # layers, kv_heads, head_dim: KV bytes per token (ttslab plan)
+    weight_bytes: Optional[float] = None  # bytes of the weights as served (ttslab plan)
+
+
+@dataclass
+class PRMConfig:
+    name: str = MISSING
+    type: str = MISSING  # a type registered in ttslab.rewards
+    format: Optional[str] = None
+    hf_id: Optional[str] = None
+    model: Optional[str] = None
+    params: Optional[float] = None
+    good_token: Optional[str] = None
+    bad_token: Optional[str] = None
+    step_tag: Optional[str] = None
+    format_options: Dict[str, Any] = field(default_factory=dict)
+    head: Optional[str] = None  # classifier PRMs
+    dtype: Optional[str] = None
+    device: Optional[str] = None
+    device_map: Optional[str] = None
+    batch_size: int = 8
+    options: Dict[str, Any] = field(default_factory=dict)  # type-specific settings of other scorers
+    sglang: Optional[Dict[str, Any]] = None
+    kv_layout: Optional[Dict[str, int]] = None
+    weight_bytes: Optional[float] = None  # bytes of the weights as served (ttslab plan)
+
+
+@dataclass
+class MethodConfig:
+    name: str = MISSING
+    budget: int = 1
+    budgets: Optional[List[int]] = None  # several budgets in one run (overrides `budget`)
+    beam_width: int = 4
+    temperature: float = 0.7
+    top_p: float = 1.0
+    top_k: int = -1
+    max_tokens: int = 8192  # CoT/BoN: new tokens; search: all steps together
+    max_step_tokens: int = 2048
+    max_steps: int = 40
+    step_delimiter: str = "\n\n"
+
+
+@dataclass
+class LlamaCppEngineConfig:
+    name: str = "llamacpp"
+    n_threads: Optional[int] = None
+    max_sequences: int = 32
+    n_ctx_per_sequence: int = 3072
+    n_batch: int = 512
+    kv_unified: bool = True
+
+
+@dataclass
+class SGLangEngineConfig:
+    name: str = "sglang"
+    policy: Dict[str, Any] = field(default_factory=dict)
+    prm: Dict[str, Any] = field(default_factory=dict)
+    concurrency: int = 16
+    max_batch: int = 64
+    timeout_s: float = 1800
+    connect_timeout_s: float = 10
+    retries: int = 4
+    backoff_s: float = 1.0
+    max_backoff_s: float = 30
+    launch: Dict[str, Any] = field(default_factory=dict)
+    gpu: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TTSLabConfig:
+    dataset: Any = MISSING
+    policy: Any = MISSING
+    prm: Any = MISSING
+    engine: Any = MISSING
+    method: Any = MISSING
+    plan: Optional[List[Any]] = None
+    seed: int = 0
+    shard: str = "0/1"
+    run_name: str = MISSING
+    run_dir: str = MISSING
+    progress: bool = True
+
+
+SCHEMAS = {
+    ("dataset", "base_dataset"): DatasetConfig,
+    ("policy", "base_policy"): PolicyConfig,
+    ("prm", "base_prm"): PRMConfig,
+    ("method", "base_method"): MethodConfig,
+    ("engine", "base_llamacpp"): LlamaCppEngineConfig,
+    ("engine", "base_sglang"): SGLangEngineConfig,
+}
+
+
+def register_schemas() -> None:
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=TTSLabConfig)
+    for (group, name), schema in SCHEMAS.items():
+        cs.store(group=group, name=name, node=schema)
+
+
+# ---------------------------------------------------------------- composition
+_NOISE = ("full_key:", "object_type=", "reference_type=", "HYDRA_FULL_ERROR", "OC_CAUSE")
+
+
+def one_line(err: BaseException) -> str:
+    """Hydra's and OmegaConf's composition errors as one line (they span several, with debugging noise)."""
+    text = str(err).split("Config search path")[0]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith(_NOISE)]
+    msg = " ".join(lines) or type(err).__name__
+    cause = err.__cause__
+    if cause is not None and msg.startswith("Error merging override"):  # the cause says what was wrong
+        msg += ": " + one_line(cause)
+    msg = msg.replace("ConfigKeyError raised while composing config: ", "")
+    msg = re.sub(r"\bbase_\w+\s*", "", msg)  # the schemas are not options to choose
+    return msg.replace("Available options in", "; options in").replace(" ;", ";").strip()
+
+
+def single_method_overrides(overrides: list[str] | tuple[str, ...]) -> list[str]:
+    """A method chosen on the command line runs alone: `plan=null` unless the user set a plan or preset.
+
+    The default composition is the quickstart, whose plan runs four methods; `ttslab run method=dvts`
+    means "run DVTS", so the plan gives way, and the quickstart's problems and limits stay.
+    """
+    keys = [o.lstrip("+~").split("=", 1)[0] for o in overrides]
+    if any(k == "method" or k.startswith("method.") for k in keys) and not any(
+        k in ("plan", "experiment") or k.startswith("plan") for k in keys
+    ):
+        return [*overrides, "plan=null"]
+    return list(overrides)
+
+
+def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """The config `ttslab run <overrides>` uses (Hydra's compose API over the packaged conf/)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    register_schemas()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
+            return hydra_compose(config_name="config", overrides=single_method_overrides(overrides))
+    except Exception as e:  # Hydra raises several types; all mean "this override/composition is wrong"
+        raise ConfigError(one_line(e)) from e
+    finally:
+        GlobalHydra.instance().clear()
+
+
+# ---------------------------------------------------------------- methods
+@dataclass(frozen=True)
+class MethodSpec:
+    """One method at one budget, validated: what the search loop runs."""
+
+    name: str
+    budget: int
+    beam_width: int = 4
+    temperature: float = 0.7
+    top_p: float = 1.0
+    top_k: int = -1
+    max_tokens: int = 8192
+    max_step_tokens: int = 2048
+    max_steps: int = 40
+    step_delimiter: str = "\n\n"
+
+    @property
+    def strategy(self) -> type[Strategy]:
+        return strategy_class(self.name)
+
+    def settings(self) -> dict[str, Any]:
+        """What a record of this spec depends on besides the budget (stored in every record)."""
+        d = asdict(self)
+        d.pop("budget")
+        if not self.strategy.width_divides_budget:
+            d.pop("beam_width")
+        return d
+
+
+SPEC_KEYS = tuple(f.name for f in fields(MethodSpec))
+
+
+def _check_spec(spec: dict[str, Any], where: str) -> None:
+    name = spec["name"]
+    cls = strategy_class(name)
+    for key in ("budget", "beam_width", "max_tokens", "max_step_tokens", "max_steps"):
+        v = spec.get(key)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ConfigError(f"{where}.{key}={v!r}: expected an integer >= 1")
+    if not 0.0 <= float(spec["temperature"]) <= 10.0:
+        raise ConfigError(f"{where}.temperature={spec['temperature']!r}: expected a number in [0, 10]")
+    if not 0.0 < float(spec["top_p"]) <= 1.0:
+        raise ConfigError(f"{where}.top_p={spec['top_p']!r}: expected a number in (0, 1]")
+    if not spec["step_delimiter"]:
+        raise ConfigError(f"{where}.step_delimiter is empty: expected a string such as '\\n\\n'")
+    m, n = spec["beam_width"], spec["budget"]
+    if cls.width_divides_budget and n % m:
+        lower, upper = (n // m) * m, (n // m + 1) * m
+        hint = f"{lower} or {upper}" if lower else f"{upper}"
+        raise ConfigError(
+            f"{where}.budget={n} is not a multiple of {where}.beam_width={m}, as {name} needs "
+            f"(N/M beams of width M): use budget {hint}, or another beam_width"
+        )
+
+
+def method_specs(cfg: DictConfig) -> list[list[MethodSpec]]:
+    """The methods a config runs, each as a list of validated specs (one per budget, ascending).
+
+    Without `plan`, the one method of `cfg.method`; with a plan, each item starts from its method's
+    config file (or from `cfg.method` when it names the same method) and overrides fields of it.
+    """
+    items = OmegaConf.to_container(cfg.plan, resolve=True) if cfg.get("plan") else [{}]
+    base = OmegaConf.to_container(cfg.method, resolve=True)
+    overrides = OmegaConf.to_container(cfg.policy.sampling, resolve=True) if cfg.policy.get("sampling") else {}
+    allowed = set(SPEC_KEYS) | {"budgets"}
+    out = []
+    for n, item in enumerate(items):
+        where = f"plan[{n}]" if cfg.get("plan") else "method"
+        if not isinstance(item, dict):
+            raise ConfigError(f"{where}: expected a mapping like {{name: best_of_n, budgets: [4, 16]}}, got {item!r}")
+        name = item.get("name", base.get("name"))
+        cls = strategy_class(name)
+        spec = {**(base if name == base.get("name") else method_defaults(name)), **item}
+        unknown = set(spec) - allowed
+        if unknown:
+            raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
+        budgets = spec.pop("budgets", None) or [spec.get("budget")]
+        if not isinstance(budgets, list):
+            raise ConfigError(f"{where}.budgets={budgets!r}: expected a list of integers, e.g. [4, 16]")
+        for key, value in (overrides or {}).items():  # the policy's own sampling settings (R1: T=0.6)
+            if key in SPEC_KEYS and not (cls.greedy and key == "temperature"):
+                spec[key] = value
+        specs = set()
+        for b in budgets:
+            one = {**spec, "budget": cls.fixed_budget or b}
+            if not cls.fixed_budget:
+                _check_spec({**one, "budget": b}, where)
+            else:
+                _check_spec(one, where)
+            specs.add(MethodSpec(**one))
+        out.append(sorted(specs, key=lambda s: s.budget))
+    return out
+
+
+def method_defaults(name: str) -> dict[str, Any]:
+    """A plan item for another method starts from that method's config file in conf/method/."""
+    from importlib.resources import files
+
+    path = files(CONFIG_MODULE) / "method" / f"{name}.yaml"
+    if not path.is_file():
+        if ":" in name:  # a strategy of the user's own: the schema's defaults
+            return {k: v for k, v in asdict(MethodConfig()).items() if v is not MISSING and k != "name"}
+        raise ConfigError(f"method {name!r} has no config file conf/method/{name}.yaml")
+    data = OmegaConf.to_container(OmegaConf.load(str(path)), resolve=True)
+    data.pop("defaults", None)
+    return data  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------- validation
+def uses_prm(cfg: DictConfig, specs: list[list[MethodSpec]]) -> bool:
+    """Whether any method of the run scores with the configured PRM."""
+    return cfg.prm.type != "none" and any(s.strategy.uses_prm for g in specs for s in g)
+
+
+def validate(cfg: DictConfig) -> list[list[MethodSpec]]:
+    """Every check that needs no model and no file content; returns the method specs."""
+    from ttslab.engines import ENGINES
+    from ttslab.rewards import PRM_TYPES
+
+    specs = method_specs(cfg)
+    if cfg.prm.type not in PRM_TYPES:
+        raise ConfigError(f"prm.type={cfg.prm.type!r} is not known; expected one of {', '.join(PRM_TYPES)}")
+    needs = sorted({s.name for g in specs for s in g if s.strategy.needs_prm})
+    if needs and cfg.prm.type == "none":
+        raise ConfigError(f"{' and '.join(needs)} need a PRM to guide the search, but prm=none: "
+                          "set prm= to a PRM config (e.g. prm=cpu_judge)")
+    if cfg.engine.name not in ENGINES:
+        raise ConfigError(f"engine.name={cfg.engine.name!r} is unknown; expected one of {', '.join(ENGINES)}")
+    try:
+        i, k = (int(x) for x in str(cfg.shard).split("/"))
+        assert 0 <= i < k
+    except (ValueError, AssertionError):
+        raise ConfigError(f"shard={cfg.shard!r}: expected i/k with 0 <= i < k, e.g. 0/4") from None
+    limit = cfg.dataset.limit
+    if limit is not None and limit < 1:
+        raise ConfigError(f"dataset.limit={limit}: expected a positive integer or null")
+    if cfg.engine.name == "llamacpp":
+        if not cfg.policy.model:
+            raise ConfigError(f"policy {cfg.policy.name!r} has no GGUF model (policy.model is null), so it cannot "
+                              "run on engine=llamacpp: use engine=sglang, or set policy.model to a .gguf path")
+        if uses_prm(cfg, specs) and cfg.prm.type in ("logprob", "judge") and not cfg.prm.model:
+            raise ConfigError(f"prm {cfg.prm.name!r} has no model (prm.model is null) for engine=llamacpp")
+    return specs
+
+
+# ---------------------------------------------------------------- run-directory identity
+SECRET_KEYS = ("engine.launch.env",)  # values never written into a run directory
+IDENTITY_FILE = "identity.json"
+
+
+def redacted(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config as written to config.yaml: secrets (server environment) replaced."""
+    data = OmegaConf.to_container(cfg, resolve=True)
+    for key in SECRET_KEYS:
+        node: Any = data
+        *parents, last = key.split(".")
+        for p in parents:
+            node = node.get(p) if isinstance(node, dict) else None
+        if isinstance(node, dict) and isinstance(node.get(last), dict):
+            node[last] = {k: "<not saved>" for k in node[last]}
+    return data  # type: ignore[return-value]
+
+
+def _file_digest(path: str) -> str | None:
+    p = Path(path).expanduser()
+    if not p.is_file():
+        return None
+    h = hashlib.sha256()
+    with p.open("rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def run_identity(cfg: DictConfig, specs: list[list[MethodSpec]], model_hashes: dict[str, str | None]) -> dict:
+    """Everything that changes what a record holds, besides the method settings each record carries.
+
+    Problem filters (ids, levels, limit, shard) are not part of it: they choose which problems run, not
+    what a problem's record holds, so a run directory can grow by resuming with more problems.
+    """
+    prm_on = uses_prm(cfg, specs)
+    ident = {
+        "policy.name": cfg.policy.name,
+        "policy.family": cfg.policy.family,
+        "policy.model": cfg.policy.get("model") or cfg.policy.get("hf_id"),
+        "policy.model_sha256": model_hashes.get("policy"),
+        "seed": int(cfg.seed),
+        "engine.name": cfg.engine.name,
+        "dataset.path": cfg.dataset.path,
+        "dataset.format": cfg.dataset.format,
+        "dataset.split": cfg.dataset.split,
+        "dataset.file_sha256": _file_digest(cfg.dataset.path) if cfg.dataset.path != "bundled" else "bundled",
+    }
+    if prm_on:
+        prm = OmegaConf.to_container(cfg.prm, resolve=True)
+        ident.update({f"prm.{k}": prm.get(k) for k in ("name", "type", "format", "model", "good_token",
+                                                         "bad_token", "step_tag", "format_options", "options")})
+        ident["prm.model_sha256"] = model_hashes.get("prm")
+    return ident
+
+
+def check_identity(run_dir: Path, ident: dict[str, Any]) -> None:
+    """Refuse a run whose identity differs from the run directory's, naming the differing keys."""
+    path = run_dir / IDENTITY_FILE
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise InputError(f"{path}: unreadable run identity ({e}); expected the JSON ttslab wrote") from None
+    elif (run_dir / "config.yaml").exists():  # a run directory written before identity.json existed
+        legacy = OmegaConf.load(run_dir / "config.yaml")
+        old = {k: OmegaConf.select(legacy, k) for k in ("policy.name", "dataset.path", "dataset.format", "seed")}
+        old["prm.name"] = OmegaConf.select(legacy, "prm.name") if "prm.name" in ident else None
+        old = {k: v for k, v in old.items() if k in ident}
+    else:
+        return
+    diff = [k for k in sorted(set(old) | set(ident)) if k in old and old.get(k) != ident.get(k)]
+    if diff:
+        shown = "; ".join(f"{k}: {old.get(k)!r} there, {ident.get(k)!r} now" for k in diff[:4])
+        raise ConfigError(f"run_dir={str(run_dir)!r} holds records made with other settings ({shown}); "
+                          "use another run_dir (or run_name) to keep records apart")
+
+
+def check_record_settings(records: list[dict[str, Any]], specs: list[list[MethodSpec]], where: Path) -> None:
+    """A finished record is reused on resume only if the method settings that made it are this run's."""
+    wanted = {(s.name, s.budget): s.settings() for g in specs for s in g}
+    for r in records:
+        have = r.get("settings")
+        want = wanted.get((r.get("method"), r.get("budget")))
+        if have is None or want is None or have == want:
+            continue
+        diff = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
+        k = diff[0]
+        raise ConfigError(
+            f"{where}: records of {r['method']} N={r['budget']} were made with {k}={have.get(k)!r}, this run has "
+            f"{k}={want.get(k)!r} (differing: {', '.join(diff)}); use another run_dir to keep records apart"
+        )
