@@ -130,8 +130,13 @@ def study_records(
     beam_budgets: tuple[int, ...] = (4, 8, 16),
     dvts_n: int = 16,
     seed: int = 0,
+    bon_prefixes: bool = False,
 ) -> list[dict[str, Any]]:
-    """CoT + one Best-of-N record (bon_n) + beam search per budget + one DVTS record (dvts_n) per problem."""
+    """CoT + one Best-of-N record (bon_n) + beam search per budget + one DVTS record (dvts_n) per problem.
+
+    bon_prefixes: also write Best-of-N at N = 1, 2, 4, ... < bon_n as the first N of the same samples,
+    as `ttslab run` does.
+    """
     rng = random.Random(seed)
     out = []
     for pid, gold, p in problem_set(n_problems, seed):
@@ -139,6 +144,10 @@ def study_records(
         cot = [make_candidate(rng, gold, p, None, graded)]
         out.append(make_record(pid, "cot", 1, cot, gold=gold, prm=None, prm_params=None))
         bon = [make_candidate(rng, gold, p, i, graded) for i in range(bon_n)]
+        n = 1
+        while bon_prefixes and n < bon_n:
+            out.append(make_record(pid, "best_of_n", n, bon[:n], gold=gold))
+            n *= 2
         out.append(make_record(pid, "best_of_n", bon_n, bon, gold=gold))
         for b in beam_budgets:  # search lifts accuracy a little over sampling
             beams = [

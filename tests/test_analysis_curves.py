@@ -67,24 +67,52 @@ def test_beam_curve_equals_mean_of_record_selections():
             assert col.mean() == pytest.approx(want)
 
 
-def test_subsampled_curve_equals_exhaustive_subset_average_on_small_case():
-    # 6 candidates, budget 3: the expected correctness over all C(6,3)=20 subsets, vs many random subsets
-    rng = random.Random(3)
-    rec = _random_record(rng, 6)
-    exact = {}
+def _exhaustive(rec, n):
     from itertools import combinations
 
+    exact = {}
+    k = len(rec["candidates"])
     for rule in selection.RULES:
         vals = []
-        for subset in combinations(range(6), 3):
+        for subset in combinations(range(k), n):
             cands = [rec["candidates"][i] for i in subset]
             i = selection.select(rule, [c["key"] for c in cands], [c["step_scores"] for c in cands])
             vals.append(i is not None and cands[i]["correct"])
         exact[rule] = np.mean(vals)
-    wide = curves.per_problem_accuracy([rec], budgets=[3], subsets=4000, seed=1)
+    return exact
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_best_of_n_is_the_exact_expectation_over_all_subsets(seed):
+    # the estimator enumerates every size-n subset (C(10, n) <= 252): equal to the reference to 1e-12
+    rng = random.Random(seed)
+    rec = _random_record(rng, 10)
+    wide = curves.per_problem_accuracy([rec], budgets=[1, 2, 3, 5, 10])
+    for n in (1, 2, 3, 5, 10):
+        exact = _exhaustive(rec, n)
+        for rule in selection.RULES:
+            got = wide[(rec["policy"], rec["prm"], "best_of_n", rule, n)].iloc[0]
+            assert got == pytest.approx(exact[rule], abs=1e-12), (n, rule)
+
+
+def test_beyond_the_enumeration_cap_the_expectation_is_sampled():
+    rng = random.Random(3)
+    rec = _random_record(rng, 10)
+    exact = _exhaustive(rec, 5)  # C(10, 5) = 252 subsets
+    wide = curves.per_problem_accuracy([rec], budgets=[5], exact_cap=100, subsets=4000, seed=1)
     for rule in selection.RULES:
-        got = wide[(rec["policy"], rec["prm"], "best_of_n", rule, 3)].iloc[0]
+        got = wide[(rec["policy"], rec["prm"], "best_of_n", rule, 5)].iloc[0]
         assert got == pytest.approx(exact[rule], abs=0.03), rule
+
+
+def test_best_of_n_at_one_equals_pass_at_1_for_every_rule():
+    # by construction: one sample, every rule picks it. The old 32-random-subset estimate broke this.
+    recs = study_records(n_problems=8, bon_prefixes=True)
+    wide = curves.per_problem_accuracy(recs)
+    pol, prm = recs[0]["policy"], recs[1]["prm"]
+    p1 = wide[(pol, prm, "best_of_n", curves.PASS_AT_K, 1)]
+    for rule in selection.RULES:
+        np.testing.assert_allclose(wide[(pol, prm, "best_of_n", rule, 1)], p1, rtol=0, atol=1e-12)
 
 
 def test_dvts_subsamples_whole_subtrees_and_budgets_step_by_beam_width():

@@ -20,6 +20,19 @@ def test_pass_at_1_is_fraction_of_correct_sampled_candidates():
         assert p1[pid] == pytest.approx(sum(c["correct"] for c in cands) / len(cands))
 
 
+def test_pass_at_1_counts_each_sample_once_despite_prefix_records():
+    # a run stores Best-of-N at N = 1, 2, 4, 8, 16 as prefixes of the same 16 samples: sample 0 is in
+    # five records. Pass@1 must read the 16 samples + CoT once each (17), not the 32 pooled entries.
+    recs = study_records(n_problems=6, bon_prefixes=True)
+    p1 = difficulty.pass_at_1(recs)
+    for pid in p1.index:
+        bon16 = next(r for r in recs if r["problem_id"] == pid and r["method"] == "best_of_n" and r["budget"] == 16)
+        cot = next(r for r in recs if r["problem_id"] == pid and r["method"] == "cot")
+        cands = bon16["candidates"] + cot["candidates"]
+        assert len(cands) == 17
+        assert p1[pid] == pytest.approx(sum(c["correct"] for c in cands) / 17)
+
+
 def test_absolute_bins_edges_follow_the_study():
     p1 = pd.Series({"a": 0.0, "b": 0.099, "c": 0.1, "d": 0.499, "e": 0.5, "f": 1.0})
     bins = difficulty.difficulty_bins(p1)

@@ -1,4 +1,12 @@
-"""A run's results table: summary.json and the table `ttslab run` / `ttslab summary` print, from records only."""
+"""A run's results table: summary.json and the table `ttslab run` / `ttslab summary` print, from records only.
+
+Accuracies use ttslab's one estimator (see `ttslab.analysis.curves`): Best-of-N and DVTS at budget N are
+the exact expectation, per problem, over all size-N subsets of that problem's largest-N samples
+(subtrees for DVTS); pass@N is the closed form 1 - C(K-c, N)/C(K, N); beam search and CoT are read from
+their records. At N = 1 every Best-of-N rule equals pass@1. Each row also says how many problems its
+numbers average over and gives a 95% bootstrap interval over problems (majority rule; summary.json holds
+one interval per cell): with a handful of problems, one problem moves a number by 100/problems points.
+"""
 
 from __future__ import annotations
 
@@ -9,40 +17,80 @@ from typing import Any
 from ttslab.results import SUMMARY, read_records
 
 METHODS = ("cot", "best_of_n", "beam_search", "dvts")
+CI_COLUMN = "majority 95% CI"
 
 
-def summary_table(records: list[dict[str, Any]]):
-    """Accuracy (%) per method x budget for every selection rule, pass@N, tokens and wall time."""
+def _cells(records: list[dict[str, Any]], n_boot: int):
+    """Tidy accuracy table (curve_table) for the (method, budget) pairs that have records."""
     import pandas as pd
 
-    rows = []
-    for r in records:
-        row = {"method": r["method"], "N": r["budget"], "problems": 1,
-               "tokens/problem": r["usage"]["policy"]["completion_tokens"],
-               "prm tokens/problem": r["usage"]["prm"]["prompt_tokens"] - r["usage"]["prm"]["cached_tokens"]}
-        for rule, sel in r["selections"].items():
-            row["pass@N" if rule == "oracle" else rule] = 100.0 * sel["correct"]
-        rows.append(row)
-    if not rows:
-        return pd.DataFrame()
+    from ttslab.analysis import curves
+
+    parts = []
+    for method in sorted({r["method"] for r in records}):
+        recs = [r for r in records if r["method"] == method]
+        budgets = sorted({int(r["budget"]) for r in recs})
+        wide = curves.per_problem_accuracy(recs, budgets=budgets)
+        parts.append(curves.curve_table(wide, n_boot=n_boot))
+    return pd.concat(parts, ignore_index=True)
+
+
+def summary_table(records: list[dict[str, Any]], n_boot: int = 1000, with_intervals: bool = False):
+    """Accuracy (%) per method x budget for every selection rule, pass@N, problem count, a 95% interval,
+    tokens per problem. with_intervals: also return {(method, N): {rule: [low, high]}} for every cell."""
+    import numpy as np
+    import pandas as pd
+
+    from ttslab.analysis.curves import PASS_AT_K
+
+    if not records:
+        return (pd.DataFrame(), {}) if with_intervals else pd.DataFrame()
+    cells = _cells(records, n_boot)
+    oracle = pd.DataFrame(
+        [(r["method"], int(r["budget"]), str(r["problem_id"]), 100.0 * bool(r["selections"]["oracle"]["correct"]))
+         for r in records], columns=["method", "N", "problem", "pass@N"],
+    ).groupby(["method", "N", "problem"])["pass@N"].mean().groupby(["method", "N"]).mean()
+    usage = pd.DataFrame(
+        [(r["method"], int(r["budget"]), r["usage"]["policy"]["completion_tokens"],
+          r["usage"]["prm"]["prompt_tokens"] - r["usage"]["prm"]["cached_tokens"]) for r in records],
+        columns=["method", "N", "tokens/problem", "prm tokens/problem"],
+    ).groupby(["method", "N"]).mean()
+    rows, intervals = [], {}
+    for (method, n), g in cells.groupby(["method", "budget"], sort=False):
+        acc = {r.rule: r.accuracy for r in g.itertuples() if r.rule != PASS_AT_K}
+        pass_n = g.loc[g["rule"] == PASS_AT_K, "accuracy"]
+        maj = g[g["rule"] == "majority"].iloc[0] if (g["rule"] == "majority").any() else None
+        rows.append({
+            "method": method, "N": int(n), "problems": int(g["n_problems"].max()), **acc,
+            "pass@N": float(pass_n.iloc[0]) if len(pass_n) else float(oracle[(method, int(n))]),
+            CI_COLUMN: "-" if maj is None or np.isnan(maj.ci_low) else f"[{maj.ci_low:.0f}, {maj.ci_high:.0f}]",
+            **usage.loc[(method, int(n))].to_dict(),
+        })
+        intervals[(method, int(n))] = {
+            r.rule: [round(float(r.ci_low), 1), round(float(r.ci_high), 1)] for r in g.itertuples()
+        }
     df = pd.DataFrame(rows)
     order = {m: i for i, m in enumerate(METHODS)}
-    agg = {c: "mean" for c in df.columns if c not in ("method", "N", "problems")}
-    agg["problems"] = "sum"
-    table = df.groupby(["method", "N"]).agg(agg).reset_index()
-    table = table.sort_values(["method", "N"], key=lambda s: s.map(order) if s.name == "method" else s)
-    rules = [c for c in df.columns if c not in ("method", "N", "problems", "tokens/problem",
-                                                  "prm tokens/problem", "pass@N")]
-    cols = ["method", "N", "problems"] + rules + ["pass@N", "tokens/problem", "prm tokens/problem"]
-    return table[cols].round(1).reset_index(drop=True)
+    df = df.sort_values(["method", "N"], key=lambda s: s.map(lambda m: order.get(m, len(order))) if s.name == "method" else s)
+    rules = [c for c in df.columns if c not in ("method", "N", "problems", "pass@N", CI_COLUMN, "tokens/problem",
+                                                 "prm tokens/problem")]
+    from ttslab.search.selection import RULES
+
+    rules = [r for r in RULES if r in rules] + [r for r in rules if r not in RULES]
+    cols = ["method", "N", "problems"] + rules + ["pass@N", CI_COLUMN, "tokens/problem", "prm tokens/problem"]
+    table = df[cols].round(1).reset_index(drop=True)
+    return (table, intervals) if with_intervals else table
 
 
 def write_summary(run_dir: Path, timings: dict[str, float] | None = None) -> dict[str, Any]:
     """summary.json from records.jsonl (plus this invocation's wall times per method)."""
     records = read_records(run_dir)
-    table = summary_table(records)
+    table, intervals = summary_table(records, with_intervals=True)
     summary = {"run_dir": str(run_dir), "records": len(records),
+               "estimator": "Best-of-N/DVTS at N: exact expectation over all size-N subsets of each problem's "
+                            "samples (ttslab.analysis.curves); intervals: 95% percentile bootstrap over problems",
                "table": json.loads(table.to_json(orient="records")) if len(table) else [],
+               "ci95": [{"method": m, "N": n, **cis} for (m, n), cis in intervals.items()],
                "wall_time_s": {k: round(v, 1) for k, v in (timings or {}).items()}}
     (run_dir / SUMMARY).write_text(json.dumps(summary, indent=2))
     return summary
@@ -52,7 +100,10 @@ def format_summary(run_dir: Path) -> str:
     table = summary_table(read_records(run_dir))
     summary = json.loads((run_dir / SUMMARY).read_text()) if (run_dir / SUMMARY).exists() else {}
     walls = summary.get("wall_time_s", {})
-    lines = ["Accuracy (%) by method and budget N; one column per selection rule (scoring_voting):",
+    lines = ["Accuracy (%) by method and budget N; one column per selection rule (scoring_voting).",
+             ("Best-of-N/DVTS: exact expectation over all size-N subsets of each problem's samples. "
+              "'problems': how many problems each number averages over; "
+              f"'{CI_COLUMN}': 95% bootstrap interval over problems."),
              table.to_string(index=False, na_rep="-") if len(table) else "(no records)"]
     if walls:
         lines.append("wall time this invocation: " + ", ".join(f"{k} {v:.0f} s" for k, v in walls.items()))

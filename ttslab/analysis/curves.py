@@ -4,10 +4,22 @@ Two steps, so difficulty bins and cross-validation can reuse the expensive part:
 
 1. `per_problem_accuracy(records)`: a wide table, one row per problem, one column per
    (policy, prm, method, rule, budget), holding the *expected* correctness of that rule on that problem
-   (a fraction in [0, 1]). Best-of-N and DVTS points at every budget n <= N_max come from the
-   largest-N record by subsampling: many random subsets of n/M units (M = 1 for Best-of-N; M = beam
-   width for DVTS, whose units are whole subtrees), each subset scored with the rules of
-   `ttslab.search.selection`. Beam search (and any other method, e.g. CoT) is read from its per-N records.
+   (a fraction in [0, 1]).
+
+   **The estimator of Best-of-N (and DVTS) accuracy at budget N**, used everywhere in ttslab (curves,
+   difficulty bins, compute-optimal, the router, and the run summary of `ttslab run`): for each
+   problem, the exact expectation of the rule's correctness over *all* size-n subsets of that
+   problem's units in its largest-N record (n = N/M units; M = 1 for Best-of-N, whose units are
+   samples; M = beam width for DVTS, whose units are whole subtrees). pass@k uses its closed form
+   1 - C(K-c, k)/C(K, k) (Chen et al. 2021). The other rules are computed by enumerating the
+   C(K, n) subsets when there are at most `EXACT_CAP` (20,000) of them, which covers every budget of
+   a 16-sample run; only beyond that is the expectation estimated from random subsets. At N = 1 every
+   rule picks the one sample it has, so Best-of-N@1 equals pass@1 = c/K exactly. Accuracy over a
+   dataset is the mean over problems, with a percentile-bootstrap 95% interval over problems.
+   (The study does not release its Best-of-N post-processing (fact sheet §1.7); search-and-learn takes
+   the first N samples. The first N of K iid samples are one random subset, so both estimate the same
+   quantity; the expectation over all subsets removes the luck of which samples came first.)
+   Beam search (and any other method, e.g. CoT) is read from its per-N records.
 2. `curve_table(per_problem)`: the mean over problems per column, in percent, with a bootstrap
    confidence interval over problems (scipy.stats.bootstrap, percentile method).
 
@@ -18,6 +30,7 @@ Correctness comes from the records (`correct` per candidate): nothing is re-grad
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +45,9 @@ from ttslab.search.selection import RULES, SCORINGS, aggregate
 # ("1": one candidate per unit; "beam_width": one subtree of M budget per unit).
 SUBSAMPLED_METHODS = {"best_of_n": "1", "dvts": "beam_width"}
 PASS_AT_K = "pass@k"
+# Enumerate all C(K, n) subsets up to this many (C(16, 8) = 12,870: every budget of a 16-sample run is
+# exact); beyond it (e.g. n = 64 of K = 256) the expectation is estimated from random subsets.
+EXACT_CAP = 20_000
 COLUMNS = ["policy", "prm", "method", "rule", "budget"]
 NO_PRM = ""  # prm label of records scored by no PRM (CoT, majority-only runs)
 
@@ -167,19 +183,44 @@ def select_correct(
     return out
 
 
-def random_subsets(
-    units: np.ndarray, width: int, n_units: int, subsets: int, rng: np.random.Generator
-) -> np.ndarray:
-    """(S, R, n_units) random slot subsets, ascending per row, drawn among each record's real units."""
-    if n_units > units.min():
-        raise ValueError(f"cannot draw {n_units} units: a record has only {units.min()}")
-    if np.all(units == n_units):
-        return np.broadcast_to(np.arange(n_units), (1, len(units), n_units)).copy()
-    draw = rng.random((subsets, len(units), width))
-    draw[:, np.arange(width)[None, :] >= units[:, None]] = np.inf  # padding slots are never drawn
-    ranks = draw.argsort(axis=-1).argsort(axis=-1)
-    chosen = ranks < n_units
-    return np.nonzero(chosen)[-1].reshape(subsets, len(units), n_units)  # row-major: ascending per row
+def unit_subsets(n_units_total: int, n_units: int, cap: int, subsets: int, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+    """Slot subsets of size `n_units` among `n_units_total` units, and whether they are exhaustive.
+
+    Every one of the C(total, n) subsets (ascending, lexicographic) when that count is at most `cap`:
+    averaging a rule's correctness over them is the exact expectation. Otherwise `subsets` uniformly
+    random subsets (without replacement inside a subset), ascending: a Monte-Carlo estimate of it.
+    """
+    if not 1 <= n_units <= n_units_total:
+        raise ValueError(f"cannot draw {n_units} units from {n_units_total}")
+    if special.comb(n_units_total, n_units, exact=True) <= cap:
+        combos = np.fromiter(
+            itertools.chain.from_iterable(itertools.combinations(range(n_units_total), n_units)), dtype=np.int64
+        )
+        return combos.reshape(-1, n_units), True
+    draw = rng.random((subsets, n_units_total)).argsort(axis=1)[:, :n_units]
+    return np.sort(draw, axis=1), False
+
+
+def expected_correct(
+    arrays: CandidateArrays, rows: np.ndarray, subsets: np.ndarray, rules: Sequence[str], chunk: int = 2_000_000
+) -> dict[str, np.ndarray]:
+    """Mean correctness of each rule over `subsets` (S, n) of slots, for each record in `rows`.
+
+    The same subsets serve every row (the rows share a unit count); chunked to bound memory.
+    """
+    S, n = subsets.shape
+    step = max(1, chunk // max(1, len(rows) * n))
+    sub = CandidateArrays(
+        arrays.problem_ids[rows], arrays.budgets[rows], arrays.units[rows], arrays.unit_size,
+        arrays.keys[rows], arrays.correct[rows], {k: v[rows] for k, v in arrays.scores.items()},
+    )
+    totals = {rule: np.zeros(len(rows)) for rule in rules}
+    for start in range(0, S, step):
+        part = subsets[start : start + step]
+        idx = np.broadcast_to(part[:, None, :], (len(part), len(rows), n))
+        for rule, ok in select_correct(sub, idx, rules).items():
+            totals[rule] += ok.sum(axis=0)
+    return {rule: t / S for rule, t in totals.items()}
 
 
 def pass_at_k(n: np.ndarray | int, c: np.ndarray | int, k: int) -> np.ndarray:
@@ -211,7 +252,7 @@ def _by_problem(problem_ids: np.ndarray, values: np.ndarray) -> pd.Series:
     return pd.Series(values, index=problem_ids).groupby(level=0, sort=False).mean()
 
 
-def _subsampled_columns(recs, key, budgets, subsets, rng) -> dict[tuple, pd.Series]:
+def _subsampled_columns(recs, key, budgets, exact_cap, subsets, rng) -> dict[tuple, pd.Series]:
     # one record per (problem, seed): the largest budget, from which all smaller ones are drawn
     top: dict[tuple, dict] = {}
     for r in recs:
@@ -231,13 +272,18 @@ def _subsampled_columns(recs, key, budgets, subsets, rng) -> dict[tuple, pd.Seri
                 f"{key}: budget {b} is not a multiple of the unit {arrays.unit_size} "
                 f"at most {max_units * arrays.unit_size} (the smallest largest-N record)"
             )
-        idx = random_subsets(arrays.units, arrays.keys.shape[1], b // arrays.unit_size, subsets, rng)
-        for rule, ok in select_correct(arrays, idx, rules).items():
-            cols[(*key, rule, b)] = _by_problem(arrays.problem_ids, ok.mean(axis=0))
+        n = b // arrays.unit_size
+        values = {rule: np.empty(len(arrays.units)) for rule in rules}
+        for total in np.unique(arrays.units):  # records with the same unit count share their subsets
+            rows = np.nonzero(arrays.units == total)[0]
+            idx, _ = unit_subsets(int(total), n, exact_cap, subsets, rng)
+            for rule, v in expected_correct(arrays, rows, idx, rules).items():
+                values[rule][rows] = v
+        for rule, v in values.items():
+            cols[(*key, rule, b)] = _by_problem(arrays.problem_ids, v)
         if key[2] == "best_of_n":
-            n_samples = arrays.units
             n_correct = arrays.correct.sum(axis=1)
-            cols[(*key, PASS_AT_K, b)] = _by_problem(arrays.problem_ids, pass_at_k(n_samples, n_correct, b))
+            cols[(*key, PASS_AT_K, b)] = _by_problem(arrays.problem_ids, pass_at_k(arrays.units, n_correct, b))
     return cols
 
 
@@ -258,13 +304,16 @@ def _per_budget_columns(recs, key, budgets) -> dict[tuple, pd.Series]:
 def per_problem_accuracy(
     records: Iterable[dict[str, Any]],
     budgets: Sequence[int] | None = None,
-    subsets: int = 32,
+    exact_cap: int = EXACT_CAP,
+    subsets: int = 1000,
     seed: int = 0,
 ) -> pd.DataFrame:
     """Expected correctness per problem (rows) for every (policy, prm, method, rule, budget) (columns).
 
     budgets: the N values of subsampled curves (default: every power of two of units up to N_max);
-    subsets: random subsets drawn per budget (one when the budget uses every unit).
+    exact_cap: enumerate every size-n subset of a record's units when there are at most this many
+    (the exact expectation); beyond it, average over `subsets` random subsets (seeded by `seed`).
+    See the module docstring for the estimator.
     """
     groups: dict[tuple, list[dict]] = {}
     for r in records:
@@ -275,7 +324,7 @@ def per_problem_accuracy(
     cols: dict[tuple, pd.Series] = {}
     for key, recs in sorted(groups.items()):
         if key[2] in SUBSAMPLED_METHODS:
-            cols.update(_subsampled_columns(recs, key, budgets, subsets, rng))
+            cols.update(_subsampled_columns(recs, key, budgets, exact_cap, subsets, rng))
         else:
             cols.update(_per_budget_columns(recs, key, budgets))
     wide = pd.DataFrame(cols)
@@ -341,10 +390,9 @@ def curve_table(
 def accuracy_curves(
     records: Iterable[dict[str, Any]],
     budgets: Sequence[int] | None = None,
-    subsets: int = 32,
     n_boot: int = 1000,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> pd.DataFrame:
     """Records -> tidy curves (percent, with CIs): `curve_table(per_problem_accuracy(records))`."""
-    return curve_table(per_problem_accuracy(records, budgets, subsets, seed), n_boot, confidence, seed)
+    return curve_table(per_problem_accuracy(records, budgets, seed=seed), n_boot, confidence, seed)

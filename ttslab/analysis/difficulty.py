@@ -20,14 +20,26 @@ SAMPLE_METHODS = ("best_of_n", "cot")
 def pass_at_1(
     records: Iterable[dict[str, Any]], policy: str | None = None, methods: Sequence[str] = SAMPLE_METHODS
 ) -> pd.Series:
-    """Per-problem Pass@1 of one policy: the fraction of correct candidates over its sampling records.
+    """Per-problem Pass@1 of one policy: the fraction of correct samples, each sample counted once.
+
+    A run stores Best-of-N at N = 1, 2, 4, 8, 16 as the first N of the same 16 samples, so only the
+    largest-budget record of each (problem, method, seed) is read: with the shipped preset that is 16
+    Best-of-N samples + 1 CoT answer = 17 per problem (`ttslab.study.check_run` verifies the prefix
+    property the smaller records must have). The study does not say how many samples its Pass@1 uses
+    (fact sheet §2.3).
 
     policy: required when the records hold several policies (difficulty is a property of a policy).
     """
+    largest: dict[tuple, dict[str, Any]] = {}
+    for r in records:
+        if r["method"] not in methods:
+            continue
+        k = (str(r["problem_id"]), r.get("policy"), r["method"], r.get("seed", 0))
+        if k not in largest or int(r["budget"]) > int(largest[k]["budget"]):
+            largest[k] = r
     rows = [
         (str(r["problem_id"]), r.get("policy"), bool(c["correct"]))
-        for r in records
-        if r["method"] in methods
+        for r in largest.values()
         for c in r["candidates"]
     ]
     if not rows:
