@@ -5,7 +5,13 @@ request/response JSON of `/generate`, `/health`, `/tokenize`, `/server_info`, `/
 documents them (reference/engines.md §1a), and the engine behind it does the real generation.
 
 Wire details reproduced:
-- `text` str or list, `sampling_params` dict or list (one per prompt); a list in gives a list out;
+- `text` str or list, or `input_ids` (a list, or a list of lists), `sampling_params` dict or list (one per
+  prompt); a list in gives a list out. Simplification: `input_ids` must be ids this double's `/tokenize`
+  returned (it maps them back to their text for the engine behind it); SGLang accepts any ids;
+- `/tokenize` with `prompt` str or list and `add_special_tokens` (only false is supported: the engine
+  behind adds nothing); `max_model_len` is the double's `context_length`;
+- `max_new_tokens` beyond the context left is refused with 400, as SGLang does;
+- `Authorization: Bearer <api_key>` required on everything but /health when `api_key` is set (401);
 - `sampling_seed` -> SamplingParams.seed (missing: 42, deterministic mode's default for every request);
 - `stop` str or list; `no_stop_trim` false trims the matched stop string from `text` (SGLang's default);
 - `finish_reason`: {"type":"stop","matched":"\\n\\n"} | {"type":"stop","matched":<eos id>} |
@@ -51,11 +57,18 @@ class SGLangDouble:
         port: int = 0,
         die_after: int | None = None,
         hang: bool = False,
+        api_key: str | None = None,
+        context_length: int = 32768,
+        version: str = "0.5.23",
     ):
         self.engine = engine
         self.model_path = model_path
         self.die_after = die_after
         self.hang = hang
+        self.api_key = api_key
+        self.context_length = int(context_length)
+        self.version = version
+        self._texts: dict[tuple[int, ...], str] = {}  # ids from /tokenize -> their text
         self.bodies: list[dict] = []  # every /generate request body, in arrival order
         self.scored: list[list] = []  # the engine's TokenScores behind each scoring answer
         self.n_generate = 0
@@ -93,12 +106,29 @@ class SGLangDouble:
 
     # ----- SGLang semantics -----------------------------------------------------------------------
     def generate(self, body: dict) -> Any:
-        single = isinstance(body.get("text"), str)
-        texts = [body["text"]] if single else list(body["text"])
+        if body.get("input_ids") is not None:
+            ids = body["input_ids"]
+            single = bool(ids) and not isinstance(ids[0], list)
+            id_lists = [ids] if single else list(ids)
+            unknown = [i for i, x in enumerate(id_lists) if tuple(x) not in self._texts]
+            if unknown:
+                raise ValueError(f"input_ids {unknown} were not returned by this double's /tokenize")
+            texts = [self._texts[tuple(x)] for x in id_lists]
+            lengths = [len(x) for x in id_lists]
+        else:
+            single = isinstance(body.get("text"), str)
+            texts = [body["text"]] if single else list(body["text"])
+            with self._engine_lock:
+                lengths = [len(self.engine.tokenize(t)) for t in texts] if self.engine is not None else [0] * len(texts)
         sp = body.get("sampling_params") or {}
         sps = [sp] * len(texts) if isinstance(sp, dict) else list(sp)
         if len(sps) != len(texts):
             raise ValueError(f"{len(sps)} sampling_params for {len(texts)} prompts")
+        for n, sp in zip(lengths, sps):  # SGLang's check (its message is longer)
+            if n + int(sp.get("max_new_tokens", 128)) > self.context_length:
+                raise ValueError(f"Requested token count exceeds the model's maximum context length of "
+                                 f"{self.context_length} tokens. You requested a total of "
+                                 f"{n + int(sp.get('max_new_tokens', 128))} tokens")
         if self.engine is None:
             raise _Unavailable("no engine behind this double")
         if _first(body.get("return_logprob"), False):
@@ -179,17 +209,24 @@ class SGLangDouble:
 
     def tokenize(self, body: dict) -> dict:
         prompt = body.get("prompt")
+        if body.get("add_special_tokens", True):
+            raise ValueError("the test double tokenizes only with add_special_tokens=false")
+        # Without an engine (fault-injection doubles): one id per UTF-8 byte.
+        tokenize = self.engine.tokenize if self.engine is not None else (lambda s: list(s.encode("utf-8")))
         with self._engine_lock:
             if isinstance(prompt, list):
-                tokens: Any = [self.engine.tokenize(p) for p in prompt]
+                tokens: Any = [tokenize(p) for p in prompt]
                 count: Any = [len(t) for t in tokens]
+                for p, ids in zip(prompt, tokens):
+                    self._texts[tuple(ids)] = p
             else:
-                tokens = self.engine.tokenize(prompt)
+                tokens = tokenize(prompt)
                 count = len(tokens)
-        return {"tokens": tokens, "count": count, "max_model_len": -1}
+                self._texts[tuple(tokens)] = prompt
+        return {"tokens": tokens, "count": count, "max_model_len": self.context_length}
 
     def server_info(self) -> dict:
-        return {"model_path": self.model_path, "tp_size": 1, "random_seed": 42, "version": "test-double",
+        return {"model_path": self.model_path, "tp_size": 1, "random_seed": 42, "version": self.version,
                 "enable_deterministic_inference": True}
 
     def model_info(self) -> dict:
@@ -220,10 +257,21 @@ class SGLangDouble:
                     return True
                 return False
 
+            def _authorized(self, path: str) -> bool:
+                # SGLang's middleware lets /health, /ready and /metrics through without a key.
+                if double.api_key is None or path.startswith(("/health", "/ready", "/metrics")):
+                    return True
+                if self.headers.get("Authorization") == f"Bearer {double.api_key}":
+                    return True
+                self._send(401, {"error": "Unauthorized"})
+                return False
+
             def do_GET(self) -> None:
                 if self._dead():
                     return
                 path = self.path.split("?")[0]
+                if not self._authorized(path):
+                    return
                 if path in ("/health", "/health_generate"):
                     self._send(200, text="")
                 elif path in ("/server_info", "/get_server_info"):
@@ -238,6 +286,9 @@ class SGLangDouble:
                     return
                 path = self.path.split("?")[0]
                 length = int(self.headers.get("Content-Length") or 0)
+                if not self._authorized(path):
+                    self.rfile.read(length)
+                    return
                 try:
                     body = json.loads(self.rfile.read(length) or b"{}")
                 except json.JSONDecodeError as e:
@@ -264,7 +315,10 @@ class SGLangDouble:
                     if double.die_after is not None and double.n_generate >= double.die_after:
                         double._die()
                 elif path in ("/tokenize", "/v1/tokenize"):
-                    self._send(200, double.tokenize(body))
+                    try:
+                        self._send(200, double.tokenize(body))
+                    except ValueError as e:
+                        self._send(400, {"object": "error", "message": str(e), "code": 400})
                 else:
                     self._send(404, {"detail": "Not Found"})
 
@@ -289,13 +343,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model-path", default="ttslab/test-double")
     ap.add_argument("--startup-delay", type=float, default=0.0)
     ap.add_argument("--exit-code", type=int, default=None, help="exit at once with this code (a failed launch)")
+    ap.add_argument("--api-key", default=None)
+    ap.add_argument("--version", default="0.5.23", help="the SGLang version /server_info reports")
     args, unknown = ap.parse_known_args(argv)
     print(f"test double: ignoring launch_server arguments {unknown}", flush=True)
     if args.exit_code is not None:
         print("test double: simulated launch failure", flush=True)
         raise SystemExit(args.exit_code)
     time.sleep(args.startup_delay)
-    double = SGLangDouble(model_path=args.model_path, port=args.port).start()
+    double = SGLangDouble(model_path=args.model_path, port=args.port, api_key=args.api_key,
+                          version=args.version).start()
     print(f"test double serving on {double.url}", flush=True)
     try:
         while True:

@@ -145,7 +145,7 @@ def test_server_dying_mid_run_gives_clear_error(cpu_engine):
 def test_unreachable_server_retries_then_names_url():
     client = SGLangEngine(["http://127.0.0.1:9"], settings=ClientSettings(retries=2, backoff_s=0.01))
     try:
-        with pytest.raises(SGLangError, match=r"http://127\.0\.0\.1:9 failed on /generate after 3 attempts"):
+        with pytest.raises(SGLangError, match=r"http://127\.0\.0\.1:9 failed on /tokenize after 3 attempts"):
             client.generate([GenerationRequest("x", SamplingParams(max_tokens=1))])
     finally:
         client.close()
@@ -216,3 +216,87 @@ def _seed(p: SamplingParams, seed: int) -> SamplingParams:
     from dataclasses import replace
 
     return replace(p, seed=seed)
+
+
+# ----- issue 10: what SGLang's own source says would break a first GPU run ---------------------------------
+
+LLAMA_PROMPT = build_prompt("llama3", "What is 1+1?")  # starts with the BOS text <|begin_of_text|>
+
+
+def test_prompts_travel_as_token_ids_so_bos_is_not_doubled():
+    # (2) /generate with `text` tokenizes with special tokens added: a prompt that starts with the BOS text
+    # would reach the model with two BOS tokens. The client sends the ids of /tokenize (nothing added).
+    with SGLangDouble(None) as d:
+        client = SGLangEngine([d.url], settings=ClientSettings(retries=0))
+        try:
+            with pytest.raises(SGLangError, match="HTTP 503"):  # no engine behind this double
+                client.generate([GenerationRequest(LLAMA_PROMPT, STEP)])
+            with pytest.raises(SGLangError, match="HTTP 503"):
+                client.next_token_logprobs([LLAMA_PROMPT], [1, 2])
+        finally:
+            client.close()
+    expected = d.tokenize({"prompt": LLAMA_PROMPT, "add_special_tokens": False})["tokens"]
+    assert len(d.bodies) == 2
+    for body in d.bodies:
+        assert "text" not in body
+        assert body["input_ids"] == [expected]
+
+
+def test_max_new_tokens_is_clamped_to_the_context_left():
+    # (4) qwen2.5-math-7b-instruct has 4096 tokens of context and the CoT preset asks for 8192 new tokens:
+    # SGLang answers 400 (final). The client sends what fits; a prompt that fills the context ends at once.
+    with SGLangDouble(None, context_length=100) as d:
+        client = SGLangEngine([d.url], settings=ClientSettings(retries=0), context_length=4096)
+        try:
+            with pytest.raises(SGLangError, match="HTTP 503"):  # i.e. not 400: the request was accepted
+                client.generate([GenerationRequest("abc", SamplingParams(max_tokens=8192))])
+            (c,) = client.generate([GenerationRequest("y" * 100, SamplingParams(max_tokens=8192))])
+        finally:
+            client.close()
+    assert len(d.bodies) == 1
+    assert d.bodies[0]["sampling_params"][0]["max_new_tokens"] == 100 - 3  # server's max_model_len < config's
+    assert c.finish == "length" and c.text == "" and c.usage.prompt_tokens == 100
+
+
+def test_config_context_length_clamps_before_the_server_reports_one():
+    with SGLangDouble(None, context_length=10**6) as d:
+        client = SGLangEngine([d.url], settings=ClientSettings(retries=0), context_length=4096)
+        try:
+            with pytest.raises(SGLangError, match="HTTP 503"):
+                client.generate([GenerationRequest("abcd", SamplingParams(max_tokens=8192))])
+        finally:
+            client.close()
+    assert d.bodies[0]["sampling_params"][0]["max_new_tokens"] == 4096 - 4
+
+
+@pytest.mark.parametrize("version, ok", [("0.5.23", True), ("0.5.9", True), ("0.6.0rc1", True),
+                                         ("0.5.3", False), ("0.4.10.post2", False), ("dev", False)])
+def test_server_version_floor(version, ok):
+    # (6) ttslab needs /tokenize and the radix cache in deterministic mode: SGLang >= 0.5.9.
+    from ttslab.engines.sglang import MIN_SGLANG_VERSION
+
+    assert MIN_SGLANG_VERSION == "0.5.9"
+    with SGLangDouble(None, version=version) as d:
+        client = SGLangEngine([d.url], settings=ClientSettings(retries=0))
+        try:
+            if ok:
+                client.check_server_version()
+            else:
+                with pytest.raises(SGLangError, match=f"{d.url}.*(runs SGLang {version}|no SGLang version).*0.5.9"):
+                    client.check_server_version()
+        finally:
+            client.close()
+
+
+def test_api_key_is_sent_and_required():
+    with SGLangDouble(None, api_key="s3cret") as d:
+        good = SGLangEngine([d.url], settings=ClientSettings(retries=0), api_key="s3cret")
+        bad = SGLangEngine([d.url], settings=ClientSettings(retries=0))
+        try:
+            assert good.tokenize("ab") == [97, 98]
+            good.check_server_version()
+            with pytest.raises(SGLangError, match="HTTP 401"):
+                bad.tokenize("ab")
+        finally:
+            good.close()
+            bad.close()

@@ -8,7 +8,13 @@ SGLang runs as an external server (see `sglang_server.py` for launching one). Th
 - gives every sample its own `sampling_seed` (taken from `SamplingParams.seed`, as the CPU engine does);
 - shards requests over several servers by `GenerationRequest.affinity` (the problem id), so every
   request of one problem hits the same radix cache; with a router URL the router places them;
-- retries transport errors and 5xx answers with exponential backoff, then fails naming the server.
+- retries transport errors and 5xx answers with exponential backoff, then fails naming the server;
+- sends token ids (`input_ids`, from the server's own `/tokenize` without special tokens), never `text`:
+  `/generate` with text adds the BOS token, and the Llama-3 / R1 / RLHFlow prompts already start with the
+  BOS text, so the model would see two;
+- clamps `max_new_tokens` to the context left (context length minus prompt tokens) instead of getting a 400;
+- checks the server's SGLang version (`GET /server_info` -> "version") against `MIN_SGLANG_VERSION`;
+- sends `Authorization: Bearer <api key>` when the servers were started with `--api-key`.
 
 The sync methods (the `Engine` protocol) run the async client on an event loop in a helper thread,
 so they work the same in scripts and in Jupyter (whose own loop is already running).
@@ -33,8 +39,44 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+# /tokenize (0.5.9) and the radix cache kept in deterministic mode; the CI tier runs 0.5.23 (.ci/sglang.sh).
+MIN_SGLANG_VERSION = "0.5.9"
+TESTED_SGLANG_VERSION = "0.5.23"
+
+
 class SGLangError(RuntimeError):
     """A server answered with an error, or could not be reached after the allowed retries."""
+
+
+def version_tuple(version: str) -> tuple[int, ...] | None:
+    """(0, 5, 23) from "0.5.23", "0.5.23rc1" or "0.5.23.post2"; None when it does not start with a number."""
+    parts = []
+    for piece in str(version).strip().lstrip("v").split("."):
+        digits = ""
+        for ch in piece:
+            if not ch.isdigit():
+                break
+            digits += ch
+        if not digits:
+            break
+        parts.append(int(digits))
+        if len(digits) != len(piece):
+            break
+    return tuple(parts) or None
+
+
+def check_version(version: Any, url: str) -> None:
+    """Refuse a server older than MIN_SGLANG_VERSION, naming it and the upgrade command."""
+    got = version_tuple(str(version)) if version is not None else None
+    if got is None:
+        raise SGLangError(f"{url}/server_info reports no SGLang version ({version!r}); ttslab needs SGLang >= "
+                          f"{MIN_SGLANG_VERSION} (tested: {TESTED_SGLANG_VERSION})")
+    if got < version_tuple(MIN_SGLANG_VERSION):
+        raise SGLangError(
+            f"SGLang server {url} runs SGLang {version}, but ttslab needs >= {MIN_SGLANG_VERSION} (/tokenize, "
+            f"radix cache in deterministic mode; tested: {TESTED_SGLANG_VERSION}); upgrade its environment: "
+            f"pip install -U 'sglang>={MIN_SGLANG_VERSION}'"
+        )
 
 
 @dataclass(frozen=True)
@@ -66,14 +108,16 @@ def shard_index(affinity: str, n_servers: int) -> int:
     return int.from_bytes(digest, "big") % n_servers
 
 
-def sampling_payload(params) -> dict[str, Any]:
+def sampling_payload(params, max_new_tokens: int | None = None) -> dict[str, Any]:
     """SGLang `sampling_params` for one sample. Everything explicit: server defaults come from the
-    model's generation_config.json and would otherwise leak into the study's settings."""
+    model's generation_config.json and would otherwise leak into the study's settings.
+    `max_new_tokens`: the clamped limit (context left), if smaller than `params.max_tokens`."""
+    limit = int(params.max_tokens) if max_new_tokens is None else min(int(params.max_tokens), int(max_new_tokens))
     p: dict[str, Any] = {
         "temperature": float(params.temperature),  # SGLang turns ~0 into greedy (top_k=1)
         "top_p": float(params.top_p),
         "top_k": int(params.top_k) if params.top_k and params.top_k > 0 else -1,
-        "max_new_tokens": int(params.max_tokens),
+        "max_new_tokens": limit,
         "no_stop_trim": True,  # keep "\n\n" in the text: prompt + text is the next prefix
         "sampling_seed": int(params.seed),
     }
@@ -148,6 +192,8 @@ class SGLangEngine:
         settings: ClientSettings | None = None,
         servers: Sequence[Any] = (),
         name: str = "sglang",
+        api_key: str | None = None,
+        context_length: int | None = None,
     ):
         urls = [str(u).rstrip("/") for u in urls]
         if not urls:
@@ -162,6 +208,11 @@ class SGLangEngine:
         self.settings = settings or ClientSettings()
         self.servers = list(servers)
         self.name = name
+        self.api_key = api_key
+        # The policy config's context length; the server's own (/tokenize max_model_len) is taken if smaller.
+        self.context_length = int(context_length) if context_length else None
+        self._server_context: int | None = None
+        self._token_cache: OrderedDict[str, list[int]] = OrderedDict()  # prompt text -> ids (LRU)
         self._loop = _LoopThread()
         self._client = None  # httpx.AsyncClient, created on the loop thread
         self._semaphores: dict[str, asyncio.Semaphore] = {}
@@ -186,14 +237,19 @@ class SGLangEngine:
         urls = list(role_cfg.get("urls") or [])
         router = bool(role_cfg.get("router", False))
         servers: list[Any] = []
+        api_key = role_cfg.get("api_key")  # for servers started by hand with --api-key
         if router and not urls:
             raise ValueError(f"engine.{role}.router=true needs engine.{role}.urls=[<router URL>]")
         if not urls:
             servers = sglang_server.launch_for_role(engine_cfg, model_cfg, role, run_dir)
             urls = [s.url for s in servers]
-        engine = cls(urls, router=router, settings=settings, servers=servers, name=f"sglang-{role}")
+            api_key = servers[0].api_key if servers else api_key
+        engine = cls(urls, router=router, settings=settings, servers=servers, name=f"sglang-{role}",
+                     api_key=api_key, context_length=(engine_cfg.get("launch") or {}).get("context_length")
+                     or model_cfg.get("context_length"))
         try:
             engine.wait_ready(timeout_s=float(engine_cfg.get("connect_timeout_s") or 10.0) * 3)
+            engine.check_server_version()
             engine.check_model(model_cfg)
         except BaseException:
             engine.close()
@@ -235,6 +291,14 @@ class SGLangEngine:
         """Fail fast with a clear message when a configured server is not reachable."""
         self._run(self._await_health(timeout_s))
 
+    def check_server_version(self) -> None:
+        """Refuse servers older than MIN_SGLANG_VERSION (a router forwards; its workers are checked at launch)."""
+        if self.router:
+            return
+        for url in self.urls:
+            info = self._run(self._get_json(url, ("/server_info", "/get_server_info")))
+            check_version((info or {}).get("version"), url)
+
     def check_model(self, model_cfg: Mapping[str, Any]) -> None:
         """Warn when a server serves another model than the config names (a silent mix-up otherwise)."""
         expected = {str(v) for v in (model_cfg.get("hf_id"), (model_cfg.get("sglang") or {}).get("model_path")) if v}
@@ -254,13 +318,21 @@ class SGLangEngine:
             return []
         _warn_on_collapsing_seeds(requests)
         jobs = []
-        for url, batch in self._batches([(r.prompt, r.affinity) for r in requests]):
-            payload = {
-                "text": [requests[i].prompt for i in batch],
-                "sampling_params": [sampling_payload(requests[i].params) for i in batch],
-            }
-            jobs.append(self._generate_batch(url, payload, batch))
         out: list[Completion | None] = [None] * len(requests)
+        for url, batch in self._batches([(r.prompt, r.affinity) for r in requests]):
+            ids = await self._token_ids(url, [requests[i].prompt for i in batch])
+            context = self._context_limit()
+            send, payload_ids, params = [], [], []
+            for i, prompt_ids in zip(batch, ids):
+                room = None if context is None else context - len(prompt_ids)
+                if room is not None and room < 1:  # nothing fits: what SGLang would cut at once, without a 400
+                    out[i] = Completion(text="", finish="length", usage=TokenUsage(prompt_tokens=len(prompt_ids)))
+                    continue
+                send.append(i)
+                payload_ids.append(prompt_ids)
+                params.append(sampling_payload(requests[i].params, room))
+            if send:
+                jobs.append(self._generate_batch(url, {"input_ids": payload_ids, "sampling_params": params}, send))
         for batch, completions in await asyncio.gather(*jobs):
             for i, c in zip(batch, completions):
                 out[i] = c
@@ -286,7 +358,7 @@ class SGLangEngine:
         for url, batch in self._batches(list(zip(prompts, keys))):
             n = len(batch)
             payload = {
-                "text": [prompts[i] for i in batch],
+                "input_ids": await self._token_ids(url, [prompts[i] for i in batch]),
                 "sampling_params": [
                     {"temperature": 1.0, "top_p": 1.0, "top_k": -1, "max_new_tokens": 1, "sampling_seed": 0}
                 ]
@@ -303,12 +375,33 @@ class SGLangEngine:
         return out  # type: ignore[return-value]
 
     async def atokenize(self, text: str) -> list[int]:
-        url = self.urls[0]
-        body = await self._post(url, "/tokenize", {"prompt": text, "add_special_tokens": False})
-        tokens = body.get("tokens") if isinstance(body, Mapping) else None
-        if not isinstance(tokens, list):
-            raise SGLangError(f"{url}/tokenize: expected {{'tokens': [...]}}, got {str(body)[:200]}")
-        return [int(t) for t in tokens]
+        return list((await self._token_ids(self.urls[0], [text]))[0])
+
+    async def _token_ids(self, url: str, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each text by the server's tokenizer: special-token text (BOS, chat markers) parsed,
+        nothing added. One /tokenize call for the texts not seen recently."""
+        todo = list(dict.fromkeys(t for t in texts if t not in self._token_cache))
+        if todo:
+            body = await self._post(url, "/tokenize", {"prompt": todo, "add_special_tokens": False})
+            tokens = body.get("tokens") if isinstance(body, Mapping) else None
+            if not isinstance(tokens, list) or len(tokens) != len(todo) or not all(isinstance(t, list) for t in tokens):
+                raise SGLangError(f"{url}/tokenize: expected {{'tokens': [[...] x {len(todo)}]}}, got {str(body)[:200]}")
+            limit = body.get("max_model_len")
+            if isinstance(limit, int) and limit > 0:
+                self._server_context = limit
+        fresh = {text: [int(t) for t in ids] for text, ids in zip(todo, tokens)} if todo else {}
+        out = []
+        for text in texts:
+            ids = fresh.get(text) or self._token_cache.pop(text)
+            self._token_cache[text] = ids  # most recently used last
+            out.append(ids)
+        while len(self._token_cache) > 4096:
+            self._token_cache.popitem(last=False)
+        return out
+
+    def _context_limit(self) -> int | None:
+        limits = [c for c in (self.context_length, self._server_context) if c]
+        return min(limits) if limits else None
 
     # ----- internals ----------------------------------------------------------------------------
 
@@ -376,7 +469,8 @@ class SGLangEngine:
             s = self.settings
             timeout = httpx.Timeout(s.timeout_s, connect=s.connect_timeout_s)
             limits = httpx.Limits(max_connections=s.concurrency * len(self.urls) + 4)
-            self._client = httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False)
+            headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else None
+            self._client = httpx.AsyncClient(timeout=timeout, limits=limits, trust_env=False, headers=headers)
             self._semaphores = {u: asyncio.Semaphore(s.concurrency) for u in self.urls}
         return self._client
 
