@@ -113,3 +113,42 @@ def test_efficiency_gain_exact_hit_and_lower_bound_and_not_reached():
 def test_efficiency_gain_uses_first_budget_of_majority_maximum():
     eg = optimal.efficiency_gain(pd.Series({4: 70.0, 16: 72.0, 64: 72.0}), pd.Series({4: 72.0}))
     assert eg.majority_budget == 16 and eg.value == 4.0 and eg.lower_bound
+
+
+def test_nested_budget_choice_is_honest_on_pure_noise():
+    # 12 budgets x 5 coin-flip configurations (true accuracy 50% everywhere), 20 datasets: the max over
+    # budgets of the cross-validated curve is lucky (in-sample again); choosing the budget inside the
+    # folds is not. Averages over datasets, so the test measures bias, not one draw.
+    maxima, nested = [], []
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        cols = {
+            ("pol", "prm", "best_of_n", f"r{i}", b): (rng.random(300) < 0.5).astype(float).tolist()
+            for b in range(1, 13)
+            for i in range(5)
+        }
+        wide = _wide(cols)
+        maxima.append(optimal.compute_optimal_curve(wide, folds=5, seed=seed)["accuracy_cv"].max())
+        nested.append(optimal.nested_cv_accuracy(wide, folds=5, seed=seed)["accuracy_cv_nested"].iloc[0])
+    assert np.mean(maxima) > 53  # sd of one CV point: 2.9 points; the max of 12 sits ~1.6 sd above
+    assert abs(np.mean(nested) - 50) < 1.5  # sd of the mean of 20: 0.65 points
+
+
+def test_measured_table5_reports_cross_validation_at_a_fixed_budget():
+    from analysis_fixtures import study_records
+
+    from ttslab import study
+
+    recs = study_records(n_problems=20, beam_budgets=(4, 32), bon_prefixes=True)
+    for r in recs:  # the largest budget (beam search N=32) is always wrong: its CV point is 0
+        if r["method"] == "beam_search" and r["budget"] == 32:
+            for c in r["candidates"]:
+                c["correct"] = False
+    per_problem = curves.per_problem_accuracy(recs)
+    curve, _ = study.compute_optimal(per_problem)
+    top = curve[curve["budget"] == 32]["accuracy_cv"].iloc[0]
+    assert top == 0 and curve["accuracy_cv"].max() > 20
+    row = study.measured_table5(recs).iloc[0]
+    assert row["compute_optimal_cv"] == pytest.approx(round(top, 1))
+    assert row["cv_budget"] == curve["budget"].max()
+    assert "compute_optimal_cv_nested" in row

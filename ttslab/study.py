@@ -360,34 +360,53 @@ def compute_optimal(per_problem: pd.DataFrame, bins: pd.Series | None = None, fo
 
 
 def measured_table5(records: Iterable[dict[str, Any]], bins_by_dataset: dict[str, pd.Series] | None = None) -> pd.DataFrame:
-    """Table 5 rows from runs, one per (dataset, policy, prm): CoT, majority, compute-optimal TTS in-sample
-    and cross-validated, the Performance Gain of each and the Efficiency Gain (in-sample curve)."""
-    rows = []
+    """Table 5 rows from runs, one per (dataset, policy, prm); see `table5_from_per_problem`."""
+    parts = []
     for ds, recs in records_by_dataset(records).items():
         per_problem = curves.per_problem_accuracy(recs)
-        table = curves.curve_table(per_problem)
-        bins = (bins_by_dataset or {}).get(ds)
-        curve, note = compute_optimal(per_problem, bins)
-        for (policy, prm), o in curve.groupby(["policy", "prm"]):
-            cot = table[(table["method"] == "cot") & (table["policy"] == policy)]
-            maj = table[(table["policy"] == policy) & (table["prm"] == prm) & (table["method"] == "best_of_n")
-                        & (table["rule"] == "majority")]
-            if cot.empty or maj.empty:
-                continue
-            c = float(cot["accuracy"].iloc[0])
-            row = optimal.table5_row(policy, c, maj.set_index("budget")["accuracy"],
-                                     o.set_index("budget")["accuracy_in_sample"])
-            cv = float(o["accuracy_cv"].max())
-            rows.append({
-                "origin": OURS, "dataset": ds, "policy_model": policy, "prm": prm,
-                "problems": len(per_problem), "cot": c, "majority": row["majority"],
-                "compute_optimal_in_sample": row["compute_optimal_tts"],
-                "compute_optimal_cv": cv,
-                "performance_gain_in_sample_pct": row["performance_gain_pct"] if c > 0 else np.nan,
-                "performance_gain_cv_pct": optimal.performance_gain(c, cv) if c > 0 else np.nan,
-                "efficiency_gain": row["efficiency_gain_printed"],
-                "note": note,
-            })
+        parts.append(table5_from_per_problem(per_problem, (bins_by_dataset or {}).get(ds)).assign(dataset=ds))
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    return out[["origin", "dataset", *[c for c in out.columns if c not in ("origin", "dataset")]]] if len(out) else out
+
+
+def table5_from_per_problem(per_problem: pd.DataFrame, bins: pd.Series | None = None) -> pd.DataFrame:
+    """Table 5 columns from a per-problem table: CoT, majority (its best budget), and compute-optimal TTS
+    three ways: in-sample (max over budgets of the curve chosen and scored on the same problems: the
+    optimistic kind), cross-validated at the largest budget (fixed before looking), and cross-validated
+    with the budget chosen inside the folds (`optimal.nested_cv_accuracy`). Performance Gain of each;
+    Efficiency Gain from the in-sample and the cross-validated curves (log2 interpolation, see
+    ttslab.analysis.optimal). The study does not state how its compute-optimal cells were chosen
+    (fact sheet §5.1, §7)."""
+    table = curves.curve_table(per_problem)
+    curve, note = compute_optimal(per_problem, bins)
+    k = int(curve["folds"].iloc[0])
+    nested_bins = bins if note.startswith("configuration chosen per difficulty bin") else None
+    nested = optimal.nested_cv_accuracy(per_problem, nested_bins, folds=k).set_index(["policy", "prm"])
+    rows = []
+    for (policy, prm), o in curve.groupby(["policy", "prm"]):
+        cot = table[(table["method"] == "cot") & (table["policy"] == policy)]
+        maj = table[(table["policy"] == policy) & (table["prm"] == prm) & (table["method"] == "best_of_n")
+                    & (table["rule"] == "majority")]
+        if cot.empty or maj.empty:
+            continue
+        c = float(cot["accuracy"].iloc[0])
+        o = o.set_index("budget").sort_index()
+        row = optimal.table5_row(policy, c, maj.set_index("budget")["accuracy"], o["accuracy_in_sample"])
+        top = int(o.index.max())
+        cv = float(o.loc[top, "accuracy_cv"])
+        nest = nested.loc[(policy, prm)]
+        rows.append({
+            "origin": OURS, "policy_model": policy, "prm": prm,
+            "problems": len(per_problem), "cot": c, "majority": row["majority"],
+            "compute_optimal_in_sample": row["compute_optimal_tts"],
+            "cv_budget": top, "compute_optimal_cv": cv,
+            "compute_optimal_cv_nested": float(nest["accuracy_cv_nested"]),
+            "performance_gain_in_sample_pct": row["performance_gain_pct"] if c > 0 else np.nan,
+            "performance_gain_cv_pct": optimal.performance_gain(c, cv) if c > 0 else np.nan,
+            "efficiency_gain": row["efficiency_gain_printed"],
+            "efficiency_gain_cv": str(optimal.efficiency_gain(maj.set_index("budget")["accuracy"], o["accuracy_cv"])),
+            "note": note,
+        })
     return pd.DataFrame(rows).round(1)
 
 
