@@ -19,7 +19,8 @@ from ttslab.problems import load_problems
 from ttslab.engines.llamacpp import LlamaCppEngine
 from ttslab.rewards import build_reward_model
 from ttslab.runner import CONF_DIR
-from ttslab.search.loop import MethodSpec, make_task, run_tasks
+from ttslab.config import MethodSpec
+from ttslab.search.loop import make_task, run_tasks
 
 
 class Timed:

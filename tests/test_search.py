@@ -1,9 +1,12 @@
-"""Budget semantics of Best-of-N, beam search and DVTS on the real engine with the real CPU judge."""
+"""Budget semantics of Best-of-N, beam search and DVTS on the real engine with the real CPU judge.
+
+The integration tier of tests/test_search_rules.py (the same rules on a scripted engine, in milliseconds)."""
 
 import pytest
 
 from ttslab.problems import load_problems
-from ttslab.search.loop import MethodSpec, make_task, run_tasks, split_steps
+from ttslab.config import MethodSpec
+from ttslab.search.loop import make_task, run_tasks, split_steps
 
 pytestmark = pytest.mark.model
 
@@ -68,15 +71,3 @@ def test_dvts_runs_n_over_m_independent_subtrees(engine, judge):
             assert sum(x.selected for x in group) <= 1
     assert len(t.finished) <= n // m
     assert len({node.subtree for _, _, node in t.candidates()}) == len(t.candidates())
-
-
-def test_budget_must_be_a_multiple_of_the_beam_width():
-    with pytest.raises(ValueError, match="multiple of method.beam_width"):
-        MethodSpec("beam_search", 6, beam_width=4)
-    with pytest.raises(ValueError, match="budget"):
-        MethodSpec("best_of_n", 0)
-
-
-def test_search_without_a_prm_is_refused(engine):
-    with pytest.raises(ValueError, match="needs a PRM"):
-        run_tasks([make_task(problems(1)[0], MethodSpec("dvts", 4))], engine, None, "qwen2.5")

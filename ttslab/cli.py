@@ -1,80 +1,271 @@
-"""Console entry point `ttslab`.
+"""The `ttslab` command: one entry point, a subcommand per job, errors a person can act on.
 
-    ttslab run [hydra overrides]        run an experiment (no overrides: experiment=quickstart)
-    ttslab run -m key=a,b ...           a Hydra multirun sweep (basic launcher, or hydra/launcher=slurm)
-    ttslab figures [RUN_DIR ...]        rebuild paper_figures/ from runs and the study's published numbers
-    ttslab merge OUT_DIR SHARD_DIR ...  combine shard run directories (shard=i/k) into one run
-    ttslab summary RUN_DIR              print a run's results table
+A user-facing error (ttslab.errors: a bad config value, file, record, run directory) prints one line on
+stderr and exits 2 (a run that started but could not finish: 1); `TTSLAB_TRACEBACK=1` shows the
+traceback as well. `ttslab run` is a Hydra app: overrides, `--cfg job`, `-m` sweeps, launchers and
+shell completion (`eval "$(ttslab -sc install=bash)"`) are Hydra's.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
 from pathlib import Path
+from typing import Callable
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+PROG = "ttslab"
+SUBCOMMANDS: dict[str, str] = {
+    "run": "run an experiment: Hydra overrides of conf/ (no override: the quickstart); --help lists them",
+    "plan": "GPU memory and time plan of an experiment before launching it: ttslab plan <overrides> gpus=1xH100-80",
+    "summary": "print the results table of run directories",
+    "merge": "combine shard run directories (shard=i/k) into one run",
+    "figures": "rebuild paper_figures/ from runs and the study's published numbers",
+    "export": "write a run's records as Parquet for use elsewhere",
+    "site": "build the companion site (README, executed notebooks, paper_figures) as static files",
+}
+# Hydra's own flags: with any of these, `ttslab run` hands the command line to Hydra unchanged
+_RUN_FOOTER = """Common overrides:
+  experiment=<preset>             quickstart (default), cpu_study, gpu_smoke, fig4_math500, ..., none
+  dataset=bundled|math500|aime24  dataset.path=<file.jsonl or hub id>  dataset.limit=N  'dataset.levels=[1,2]'
+  method=cot|best_of_n|beam_search|dvts  method.budget=N  'method.budgets=[4,16]'  method.beam_width=M
+                                  (a method given here runs alone, instead of the preset's plan)
+  policy=<option>  prm=<option>|none  engine=llamacpp|sglang  run_dir=<dir>  seed=N  progress=false
+
+  ttslab run [overrides] --cfg job    print the composed config and run nothing
+  ttslab run -m key=a,b ...           a sweep (Hydra multirun; hydra/launcher=slurm for a cluster)
+  ttslab run --hydra-help             Hydra's own flags
+Errors are one line; TTSLAB_TRACEBACK=1 shows the full traceback."""
+HYDRA_FLAGS = ("-m", "--multirun", "--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i",
+               "-sc", "--shell-completion", "--resolve", "-p", "--package")
 
 
-def _hydra_run(argv: list[str]) -> int:
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ttslab")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _fail(err: BaseException) -> int:
+    from ttslab.errors import TTSLabError
+
+    if os.environ.get("TTSLAB_TRACEBACK") == "1":
+        raise err
+    print(f"{PROG}: error: {err}", file=sys.stderr)
+    return err.exit_code if isinstance(err, TTSLabError) else 1
+
+
+# ---------------------------------------------------------------- run
+def _hydra_main(argv: list[str]) -> int:
+    """Hand the command line to Hydra (sweeps, --cfg, --help, completion); errors inside a job: one line."""
     import hydra
     from omegaconf import DictConfig
 
-    if not (CONF_DIR / "config.yaml").exists():
-        print(f"ttslab: the Hydra configs were not found at {CONF_DIR}; install ttslab from its repository "
-              'with pip install -e ".[cpu]"', file=sys.stderr)
-        return 2
-    overrides = [a for a in argv if not a.startswith("-")]
-    if not overrides and not any(a in ("--help", "-h", "--cfg", "--info") for a in argv):
-        argv = ["experiment=quickstart"] + argv
+    from ttslab.config import register_schemas, single_method_overrides
+    from ttslab.errors import TTSLabError
 
-    @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
-    def main(cfg: DictConfig) -> None:
+    register_schemas()
+
+    @hydra.main(config_path="pkg://ttslab.conf", config_name="config", version_base="1.3")
+    def job(cfg: DictConfig) -> None:
         from ttslab.runner import run
         from ttslab.summary import format_summary
 
-        run_dir = run(cfg)
-        print(format_summary(run_dir))
+        try:
+            print(format_summary(run(cfg)))
+        except TTSLabError as e:
+            raise SystemExit(_fail(e)) from None
 
-    sys.argv = ["ttslab run"] + argv
+    flags, overrides = _split_hydra_args(argv)
+    sys.argv = [sys.argv[0], *single_method_overrides(overrides), *flags]  # argparse: positionals first
     try:
-        main()
+        job()
     except SystemExit as e:
         return int(e.code or 0)
+    except (ValueError, LookupError) as e:  # Hydra's own usage errors (e.g. -m with --cfg)
+        from ttslab.config import one_line
+        from ttslab.errors import ConfigError
+
+        raise ConfigError(f"ttslab run: {one_line(e)}") from e
     return 0
+
+
+def run_help() -> str:
+    """`ttslab run --help`: the config groups and their options (the schemas are not options)."""
+    from importlib.resources import files
+
+    from ttslab.config import CONFIG_MODULE
+
+    conf = files(CONFIG_MODULE)
+    groups = sorted(p.name for p in conf.iterdir() if p.is_dir() and p.name not in ("hydra", "__pycache__"))
+    lines = ["usage: ttslab run [KEY=VALUE ...] [--cfg job] [-m]", "",
+             "Run an experiment. With no override: the quickstart (conf/experiment/quickstart.yaml).", "",
+             "Config groups (choose one with group=option):"]
+    for g in groups:
+        opts = sorted(p.name[:-5] for p in (conf / g).iterdir() if p.name.endswith(".yaml"))
+        lines.append(f"  {g}: {', '.join(opts)}")
+    return "\n".join(lines + ["", _RUN_FOOTER])
+
+
+_VALUE_FLAGS = ("--cfg", "-c", "--package", "-p", "-sc", "--shell-completion", "--config-path", "-cp",
+                "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun")
+
+
+def _split_hydra_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Hydra's flags (with their values) and the overrides, to hand them over overrides first."""
+    flags, overrides, i = [], [], 0
+    while i < len(argv):
+        a = argv[i]
+        if a in _VALUE_FLAGS and i + 1 < len(argv):
+            flags += [a, argv[i + 1]]
+            i += 2
+            continue
+        (flags if a.startswith("-") else overrides).append(a)
+        i += 1
+    return flags, overrides
+
+
+def cmd_run(argv: list[str]) -> int:
+    if any(a in ("--help", "-h") for a in argv):
+        print(run_help())
+        return 0
+    if any(a in HYDRA_FLAGS or a.startswith(("--cfg=", "--package=")) for a in argv):
+        return _hydra_main(argv)
+    bad = [a for a in argv if a.startswith("-")]
+    if bad:
+        raise _usage_error(f"ttslab run: unknown option {bad[0]!r}; overrides are KEY=VALUE (see ttslab run --help)")
+    from ttslab.config import compose
+    from ttslab.runner import run
+    from ttslab.summary import format_summary
+
+    print(format_summary(run(compose(argv))))
+    return 0
+
+
+# ---------------------------------------------------------------- the small subcommands
+def _usage_error(message: str):
+    from ttslab.errors import ConfigError
+
+    return ConfigError(message)
+
+
+def _parser(name: str, description: str) -> argparse.ArgumentParser:
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str):  # usage errors: one line, exit 2, like every other bad input
+            raise _usage_error(f"{self.prog}: {message} (see {self.prog} --help)")
+
+    return Parser(prog=f"{PROG} {name}", description=description)
+
+
+def cmd_summary(argv: list[str]) -> int:
+    p = _parser("summary", SUBCOMMANDS["summary"])
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", type=Path)
+    args = p.parse_args(argv)
+    from ttslab.errors import InputError
+    from ttslab.results import RECORDS
+    from ttslab.summary import format_summary
+
+    for d in args.run_dirs:
+        if not (d / RECORDS).is_file():
+            raise InputError(f"{d}: no {RECORDS} there; expected a run directory written by `ttslab run`")
+        print(format_summary(d))
+    return 0
+
+
+def cmd_merge(argv: list[str]) -> int:
+    p = _parser("merge", SUBCOMMANDS["merge"])
+    p.add_argument("out_dir", metavar="OUT_DIR", type=Path)
+    p.add_argument("shard_dirs", nargs="+", metavar="SHARD_DIR", type=Path)
+    args = p.parse_args(argv)
+    from ttslab.results import merge_runs
+    from ttslab.summary import write_summary
+
+    n = merge_runs(args.shard_dirs, args.out_dir)
+    write_summary(args.out_dir)
+    print(f"merged {len(args.shard_dirs)} shard(s) into {args.out_dir}: {n} records")
+    return 0
+
+
+def _delegate(module: str, func: str = "main") -> Callable[[list[str]], int]:
+    def call(argv: list[str]) -> int:
+        import importlib
+
+        return int(getattr(importlib.import_module(module), func)(argv) or 0)
+
+    return call
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "run": cmd_run,
+    "plan": _delegate("ttslab.gpu_plan"),
+    "summary": cmd_summary,
+    "merge": cmd_merge,
+    "figures": _delegate("ttslab.figures"),
+    "export": _delegate("ttslab.export"),
+    "site": _delegate("ttslab.site"),
+}
+
+
+def _help() -> str:
+    width = max(map(len, SUBCOMMANDS))
+    lines = [f"usage: {PROG} [--version] [--help] COMMAND [ARGS]", "",
+             "ttslab: external test-time scaling (Best-of-N, beam search, DVTS with PRMs) for LLM math reasoning.",
+             "", "commands:"]
+    lines += [f"  {name:<{width}}  {text}" for name, text in SUBCOMMANDS.items()]
+    lines += ["", "examples:",
+              "  ttslab run                                   the quickstart on the embedded CPU model",
+              "  ttslab run method=beam_search method.budget=8 dataset.limit=5",
+              "  ttslab run experiment=cpu_study run_dir=runs/study",
+              "  ttslab run --cfg job                         print the composed config, run nothing",
+              "  ttslab summary runs/quickstart",
+              "", f"`{PROG} COMMAND --help` for each command. Full tracebacks of errors: TTSLAB_TRACEBACK=1."]
+    return "\n".join(lines)
+
+
+def _complete(argv: list[str]) -> int:
+    """Hydra's completion script calls `ttslab -sc query=bash` with the whole line in COMP_LINE."""
+    line = os.environ.get("COMP_LINE", "")
+    words = line.split()
+    if argv[1:2] and argv[1].startswith("query=") and (len(words) < 2 or (len(words) == 2 and not line.endswith(" "))):
+        prefix = words[1] if len(words) == 2 else ""
+        print(" ".join(c for c in COMMANDS if c.startswith(prefix)))
+        return 0
+    if argv[1:2] and argv[1].startswith("query=") and words[1] != "run":
+        return 0  # the other subcommands take paths: the shell's default completion
+    if len(words) >= 2:  # Hydra completes `ttslab <overrides>`: drop the subcommand from the line
+        os.environ["COMP_LINE"] = line.replace(f" {words[1]}", "", 1)
+    return _hydra_main(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_help())
         return 0
+    if argv[0] in ("-V", "--version"):
+        print(f"{PROG} {_version()}")
+        return 0
+    if argv[0] in ("-sc", "--shell-completion"):
+        return _complete(argv)
     cmd, rest = argv[0], argv[1:]
-    if cmd == "run":
-        return _hydra_run(rest)
-    if cmd == "figures":
-        from ttslab.figures import main as figures_main
+    if cmd not in COMMANDS:
+        print(f"{PROG}: error: unknown command {cmd!r}; expected one of {', '.join(COMMANDS)} (see {PROG} --help)",
+              file=sys.stderr)
+        return 2
+    try:
+        return COMMANDS[cmd](rest)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; finished records are kept: rerun the same command to resume", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - user-facing errors as one line; anything else keeps its traceback
+        from ttslab.errors import TTSLabError
 
-        return figures_main(rest)
-    if cmd == "merge":
-        from ttslab.results import merge_runs
-
-        if len(rest) < 2:
-            print("usage: ttslab merge OUT_DIR SHARD_DIR [SHARD_DIR ...]", file=sys.stderr)
-            return 2
-        n = merge_runs(rest[1:], rest[0])
-        from ttslab.summary import write_summary
-
-        write_summary(Path(rest[0]))
-        print(f"merged {len(rest) - 1} shard(s) into {rest[0]}: {n} records")
-        return 0
-    if cmd == "summary":
-        from ttslab.summary import format_summary
-
-        for d in rest:
-            print(format_summary(Path(d)))
-        return 0
-    print(f"ttslab: unknown command {cmd!r}\n{__doc__}", file=sys.stderr)
-    return 2
+        if isinstance(e, TTSLabError):
+            return _fail(e)
+        raise
 
 
 if __name__ == "__main__":
