@@ -72,6 +72,11 @@ class Completion:
     finish: FinishReason
     usage: TokenUsage = field(default_factory=TokenUsage)
     token_ids: list[int] = field(default_factory=list)
+    # token_logprobs[i]: natural-log probability of token_ids[i] under the model's raw next-token
+    # distribution, i.e. the softmax over the FULL vocabulary of the unscaled logits (temperature 1,
+    # before top-k / top-p / temperature are applied), given the prompt and token_ids[:i]. It is the
+    # same distribution `Engine.next_token_logprobs` reports. Empty when the engine cannot provide it.
+    token_logprobs: list[float] = field(default_factory=list)
 
 
 @dataclass
