@@ -8,6 +8,7 @@ Selections are computed with ttslab.search.selection, exactly as a run writes th
 
 from __future__ import annotations
 
+import copy
 import random
 from pathlib import Path
 from typing import Any
@@ -146,7 +147,7 @@ def study_records(
         bon = [make_candidate(rng, gold, p, i, graded) for i in range(bon_n)]
         n = 1
         while bon_prefixes and n < bon_n:
-            out.append(make_record(pid, "best_of_n", n, bon[:n], gold=gold))
+            out.append(make_record(pid, "best_of_n", n, copy.deepcopy(bon[:n]), gold=gold))
             n *= 2
         out.append(make_record(pid, "best_of_n", bon_n, bon, gold=gold))
         for b in beam_budgets:  # search lifts accuracy a little over sampling

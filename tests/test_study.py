@@ -1,11 +1,14 @@
 """The shipped CPU study run (ttslab/data/study_run/) and the helpers of ttslab.study."""
 
+import copy
 import json
 
 import pytest
+from analysis_fixtures import study_records, write_run
 
 from ttslab import study
 from ttslab.analysis import curves
+from ttslab.errors import InputError
 
 
 def test_the_study_run_ships_finished_runs():
@@ -26,17 +29,26 @@ def test_the_study_run_is_small_and_holds_no_problem_texts():
     assert total < 5_000_000
 
 
-def test_best_of_n_candidates_carry_their_sample_index():
-    for rec in study.load_records():
-        if rec["method"] == "best_of_n":
-            assert [c["subtree"] for c in rec["candidates"]] == list(range(len(rec["candidates"])))
+@pytest.mark.parametrize("run_dir", study.study_run_dirs(), ids=lambda d: d.name)
+def test_every_shipped_run_is_consistent(run_dir):
+    # Best-of-N at N <= 8 is the first N samples of the N=16 record; sample indices; no duplicate keys
+    counts = study.check_run(run_dir)
+    assert counts["prefix_records_checked"] >= 4 * counts["best_of_n_groups"]
 
 
-def test_legacy_best_of_n_records_get_the_index_from_their_position():
-    rec = {"method": "best_of_n", "candidates": [{"subtree": 0}, {"subtree": 0}, {"subtree": 0}]}
-    assert [c["subtree"] for c in study._with_sample_index(rec)["candidates"]] == [0, 1, 2]
-    dvts = {"method": "dvts", "candidates": [{"subtree": 0}, {"subtree": 1}]}
-    assert study._with_sample_index(dvts) is dvts
+def test_check_run_fails_when_a_best_of_n_record_is_not_a_prefix(tmp_path):
+    recs = study_records(n_problems=3, bon_prefixes=True)
+    assert study.check_run(write_run(tmp_path / "ok", recs))["prefix_records_checked"] == 3 * 4
+    bad = copy.deepcopy(recs)
+    n4 = next(r for r in bad if r["problem_id"] == "p001" and r["method"] == "best_of_n" and r["budget"] == 4)
+    n4["candidates"][2]["text"] += " (regenerated in another batch shape)"
+    with pytest.raises(InputError, match="p001: best_of_n N=4 is not the first 4 samples"):
+        study.check_run(write_run(tmp_path / "bad", bad))
+    unindexed = copy.deepcopy(recs)
+    for c in unindexed[3]["candidates"]:  # Best-of-N N=4
+        c["subtree"] = 0
+    with pytest.raises(InputError, match="sample index"):
+        study.check_run(write_run(tmp_path / "unindexed", unindexed))
 
 
 def test_resolve_run_dirs_names_a_missing_run(tmp_path):

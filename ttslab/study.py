@@ -58,46 +58,63 @@ def resolve_run_dirs(run_dirs: str | os.PathLike | Sequence[str | os.PathLike] |
 
 
 def load_records(run_dirs=None) -> list[dict[str, Any]]:
-    """All records of the given run directories (default: the shipped study run).
+    """All records of the given run directories (default: the shipped study run)."""
+    return [r for d in resolve_run_dirs(run_dirs) for r in Run.load(d).records]
 
-    Best-of-N records written by the runner up to commit c64d00e store `subtree` 0 for every sample,
-    while the record schema (and ttslab.analysis.curves) wants the sample index there. The candidates
-    are stored in sample order (the first N of the same samples), so the index is the position: it is
-    filled in here, for those records only.
+
+PREFIX_FIELDS = ("text", "key", "correct", "step_scores", "subtree")
+
+
+def check_run(run_dir: str | os.PathLike) -> dict[str, int]:
+    """Check a run directory's records for the invariants the analysis relies on; raise InputError if not.
+
+    - no two records share a record key (problem, method, budget, prm, seed);
+    - every Best-of-N record at N below the largest of its (problem, policy, prm, seed) holds the first
+      N samples of that largest record (same text, answer key, correctness, step scores), in order:
+      the runner writes Best-of-N at every budget from one set of samples, and a resume that
+      regenerates only some budgets (in another batch shape, hence other samples) breaks this;
+    - Best-of-N candidates carry their sample index 0..N-1 in `subtree`.
+    Returns counts of what was checked.
     """
-    return [_with_sample_index(r) for d in resolve_run_dirs(run_dirs) for r in Run.load(d).records]
+    from ttslab.errors import InputError
+    from ttslab.results import read_records, record_key
 
-
-def write_bon_sample_index(run_dir: str | os.PathLike) -> int:
-    """Rewrite a run's records.jsonl with the Best-of-N sample index in `subtree` (see `load_records`).
-
-    Only that field of Best-of-N candidates whose indices are not distinct changes; every other byte of
-    every record is kept. Returns the number of records changed. Used once on the shipped study run
-    (its README says so); never run it on a run directory a `ttslab run` is still writing.
-    """
-    import json
-
-    path = Path(run_dir) / RECORDS
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    changed, out = 0, []
-    for line in lines:
-        rec = json.loads(line)
-        fixed = _with_sample_index(rec)
-        if fixed is not rec:
-            changed += 1
-            line = json.dumps(fixed, ensure_ascii=False) + "\n"
-        out.append(line)
-    path.write_text("".join(out), encoding="utf-8")
-    return changed
-
-
-def _with_sample_index(rec: dict[str, Any]) -> dict[str, Any]:
-    if rec.get("method") != "best_of_n":
-        return rec
-    subtrees = [c.get("subtree") for c in rec["candidates"]]
-    if len(set(subtrees)) == len(subtrees):
-        return rec
-    return {**rec, "candidates": [{**c, "subtree": i} for i, c in enumerate(rec["candidates"])]}
+    path = Path(run_dir)
+    records = read_records(path)
+    if not records:
+        raise InputError(f"{path}: no records in {RECORDS}")
+    problems: list[str] = []
+    seen: set[tuple] = set()
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for n, r in enumerate(records, 1):
+        k = record_key(r)
+        if k in seen:
+            problems.append(f"record {n}: duplicate record key {k}")
+        seen.add(k)
+        if r["method"] == "best_of_n":
+            groups.setdefault((str(r["problem_id"]), r.get("policy"), r.get("prm"), r.get("seed", 0)), []).append(r)
+            if [c.get("subtree") for c in r["candidates"]] != list(range(len(r["candidates"]))):
+                problems.append(f"record {n} ({r['problem_id']}, best_of_n, N={r['budget']}): "
+                                "candidates do not carry their sample index 0..N-1 in 'subtree'")
+    prefixes = 0
+    for (pid, _, _, _), recs in sorted(groups.items(), key=lambda kv: kv[0][0]):
+        top = max(recs, key=lambda r: int(r["budget"]))
+        for r in recs:
+            if r is top:
+                continue
+            n = len(r["candidates"])
+            same = n <= len(top["candidates"]) and all(
+                all(c.get(f) == t.get(f) for f in PREFIX_FIELDS)
+                for c, t in zip(r["candidates"], top["candidates"][:n])
+            )
+            if not same:
+                problems.append(f"{pid}: best_of_n N={r['budget']} is not the first {n} samples of its "
+                                f"N={top['budget']} record")
+            prefixes += 1
+    if problems:
+        raise InputError(f"{path / RECORDS}: {len(problems)} inconsistencies: " + "; ".join(problems[:10])
+                         + ("; ..." if len(problems) > 10 else ""))
+    return {"records": len(records), "best_of_n_groups": len(groups), "prefix_records_checked": prefixes}
 
 
 def records_by_dataset(records: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
