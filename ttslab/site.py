@@ -1,0 +1,421 @@
+"""`ttslab site`: the companion site, a static HTML site of the README, the executed notebooks and paper_figures/.
+
+    ttslab site [--out build/site] [--executed DIR] [--no-execute] [--check]
+
+Built with Sphinx + MyST-NB + sphinx-book-theme (the Jupyter Book 1 stack, pip-installable and fully
+offline). Jupyter Book 2 / `mystmd` was the first choice but its HTML themes are not published on any
+package registry: `myst build --html` downloads the book theme from the web at build time, which fails on
+a machine that only reaches PyPI/npm. The Sphinx config lives here (`SPHINX_CONFIG`) and is written into
+the build folder with the staged sources, so the repository needs no docs/ folder:
+
+    <out>/src/        staged sources: index.md (from README.md), notebooks/*.ipynb (executed),
+                      paper_figures/ (the files plus an index page), conf.py
+    <out>/html/       the site: plain files, deployable as is (GitHub Pages: .nojekyll is written)
+    <out>/exec/       working directory of the notebook kernels (run directories of notebooks 00/01)
+    <out>/screenshots one PNG per page, written by `--check` and by tests/test_site.py
+
+Notebooks are stored without outputs. Each one is executed (nbclient, the notebook's default
+parameters) unless an executed copy newer than the source is already in the executed folder
+(`--executed`, default build/executed/, also set by TTSLAB_EXECUTED_DIR), e.g. one written earlier in the
+same CI run; copies the builder executes are saved there too, so a rebuild re-executes only what changed.
+Notebooks that load the GGUF model run under the machine's model lock (TTSLAB_MODEL_LOCK, default
+<tempdir>/ttslab-model.lock), so they never share the cores with another model process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import html.parser
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urldefrag, urlsplit
+
+from ttslab.errors import InputError, RunFailed
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = REPO / "build" / "site"
+DEFAULT_EXECUTED = REPO / "build" / "executed"
+# notebooks that load the GGUF model (by their reading-order number)
+MODEL_NOTEBOOKS = ("00", "01")
+CELL_TIMEOUT_S = 3600
+CHROMIUM = "/usr/bin/chromium"  # Debian's package; Playwright never downloads a browser here
+# Chromium on a machine with no network beyond loopback: no background connections, no sandbox as root
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+SPHINX_CONFIG = {
+    "project": "ttslab",
+    "author": "the ttslab authors",
+    "copyright": "the ttslab authors (MIT)",
+    "html_title": "ttslab: test-time scaling, rebuilt",
+    "extensions": ["myst_nb", "sphinx.ext.githubpages"],
+    "exclude_patterns": ["_build", "**.ipynb_checkpoints"],
+    "nb_execution_mode": "off",  # executed before staging (see module docstring)
+    "nb_merge_streams": True,
+    "myst_enable_extensions": ["colon_fence", "dollarmath"],
+    "myst_heading_anchors": 3,  # README's [..](#running-on-gpus) links
+    "html_theme": "sphinx_book_theme",
+    "html_theme_options": {"home_page_in_toc": True, "show_toc_level": 2, "use_download_button": True},
+    "html_context": {"default_mode": "auto"},  # the theme logs a console error on a first visit without it
+    "html_static_path": ["_static"],
+    "html_favicon": "_static/favicon.svg",  # without an icon browsers ask for /favicon.ico: a 404
+    "html_show_sourcelink": False,
+}
+FAVICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" '
+           'fill="#1f4e79"/><path d="M3 12 L6 7 L9 9 L13 3" stroke="#fff" stroke-width="1.8" fill="none"/></svg>')
+
+
+# ---------------------------------------------------------------------------------------------------- build
+
+
+def notebooks(repo: Path = REPO) -> list[Path]:
+    """The reading-order notebooks NN_*.ipynb (07 included once it exists)."""
+    return sorted((repo / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+@contextlib.contextmanager
+def model_lock() -> Iterator[None]:
+    """flock(2) on the same file as `flock /tmp/ttslab-model.lock cmd`: one model process at a time."""
+    import fcntl
+
+    path = Path(os.environ.get("TTSLAB_MODEL_LOCK") or Path(tempfile.gettempdir()) / "ttslab-model.lock")
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def executed_copy(source: Path, executed_dir: Path) -> Path | None:
+    """An executed copy of `source` in `executed_dir` that is newer than the source, or None."""
+    copy = executed_dir / source.name
+    if copy.exists() and copy.stat().st_mtime >= source.stat().st_mtime:
+        return copy
+    return None
+
+
+def execute_notebook(source: Path, dest: Path, cwd: Path, log=print) -> None:
+    """Run `source` top to bottom with its default parameters (nbclient) and write it to `dest`."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    nb = nbformat.read(source, as_version=4)
+    cwd.mkdir(parents=True, exist_ok=True)
+    client = NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3",
+                            resources={"metadata": {"path": str(cwd)}})
+    lock = model_lock() if source.name[:2] in MODEL_NOTEBOOKS else contextlib.nullcontext()
+    t0 = time.perf_counter()
+    with lock:
+        try:
+            client.execute()
+        except CellExecutionError as e:
+            raise RunFailed(f"{source}: a cell failed while building the site:\n{e}") from None
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(".tmp")
+    nbformat.write(nb, tmp)
+    tmp.replace(dest)  # a killed build never leaves a half-written copy that looks newer than its source
+    log(f"executed {source.name} in {time.perf_counter() - t0:.0f} s")
+
+
+def _write_if_changed(path: Path, data: bytes) -> None:
+    """Sphinx rebuilds what changed by mtime: leave identical files alone."""
+    if path.exists() and path.read_bytes() == data:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+_LINK = re.compile(r"(?<!!)\[([^\]]*)\]\(([^)\s]+)\)")
+
+
+def rewrite_readme(text: str, notebook_stems: list[str]) -> str:
+    """README.md as the site's front page: links that point into the repository become site links.
+
+    `notebooks/NN_x.ipynb` and `paper_figures/...` stay (they are pages/files of the site),
+    paper_figures/README.md becomes the figures page, other repository files lose their link (the site
+    does not carry them) and keep their text; the notebook table's `NN_x` names become links.
+    """
+
+    def link(m: re.Match) -> str:
+        label, target = m.group(1), m.group(2)
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
+            return m.group(0)
+        path, _, frag = target.partition("#")
+        if path.rstrip("/") in ("paper_figures", "paper_figures/README.md"):
+            return f"[{label}](paper_figures/index.md{'#' + frag if frag else ''})"
+        if path.startswith("notebooks/") and path.endswith(".ipynb") or path.startswith("paper_figures/"):
+            return m.group(0)
+        return label
+
+    text = _LINK.sub(link, text)
+    for stem in notebook_stems:
+        text = re.sub(rf"(?<!\[)`{re.escape(stem)}`(?!\])", f"[`{stem}`](notebooks/{stem}.ipynb)", text)
+    return text
+
+
+def figures_page(readme: str, pngs: list[str]) -> str:
+    """paper_figures/README.md followed by every PNG, captioned with its row of the README's table."""
+    lines = [readme.rstrip(), "", "## Gallery", ""]
+    rows = {}
+    for line in readme.splitlines():
+        for name in pngs:
+            if f"({name})" in line and line.lstrip().startswith("|"):
+                cells = [c.strip() for c in line.strip().strip("|").split("|")]
+                rows[name] = " · ".join(c for c in cells[1:] if c and c != "-")
+    order = sorted(pngs, key=lambda n: (readme.find(f"({n})") < 0, readme.find(f"({n})"), n))
+    for name in order:
+        stem = name[: -len(".png")]
+        caption = rows.get(name) or stem
+        lines += [f"### {stem}", "", f":::{{figure}} {name}", f":alt: {stem}", "", caption, ":::", ""]
+    return "\n".join(lines) + "\n"
+
+
+def stage(src: Path, executed: dict[str, Path], repo: Path = REPO) -> None:
+    """Write the Sphinx source tree: conf.py, index.md, notebooks/, paper_figures/."""
+    wanted: set[Path] = set()
+
+    def put(rel: str, data: bytes) -> None:
+        _write_if_changed(src / rel, data)
+        wanted.add((src / rel).resolve())
+
+    put("conf.py", "".join(f"{k} = {v!r}\n" for k, v in SPHINX_CONFIG.items()).encode())
+    put("_static/favicon.svg", FAVICON.encode())
+    stems = [Path(n).stem for n in executed]
+    index = rewrite_readme((repo / "README.md").read_text(encoding="utf-8"), stems)
+    toc = ["", "```{toctree}", ":caption: Notebooks", ":maxdepth: 1", "", *[f"notebooks/{s}" for s in stems],
+           "```", "", "```{toctree}", ":caption: Figures", ":maxdepth: 1", "", "paper_figures/index", "```", ""]
+    put("index.md", (index.rstrip() + "\n" + "\n".join(toc)).encode())
+    for name, path in executed.items():
+        put(f"notebooks/{name}", path.read_bytes())
+    figs = repo / "paper_figures"
+    pngs = sorted(p.name for p in figs.glob("*.png"))
+    for p in sorted(figs.iterdir()):
+        if p.suffix in (".png", ".pdf", ".svg"):
+            put(f"paper_figures/{p.name}", p.read_bytes())
+    readme = (figs / "README.md").read_text(encoding="utf-8") if (figs / "README.md").exists() else "# paper_figures\n"
+    put("paper_figures/index.md", figures_page(readme, pngs).encode())
+    for p in sorted(src.rglob("*"), reverse=True):  # files of an earlier build that are gone now
+        if p.is_file() and p.resolve() not in wanted:
+            p.unlink()
+        elif p.is_dir() and not any(p.iterdir()):
+            p.rmdir()
+
+
+def prepare(out: Path = DEFAULT_OUT, executed_dir: Path | None = None, execute: bool = True,
+            repo: Path = REPO, log=print) -> dict[str, Path]:
+    """An executed copy of every notebook (reused when newer than the source, else executed and saved)."""
+    executed_dir = Path(executed_dir or os.environ.get("TTSLAB_EXECUTED_DIR") or DEFAULT_EXECUTED).resolve()
+    sources = notebooks(repo)
+    if not sources:
+        raise InputError(f"{repo / 'notebooks'}: no NN_*.ipynb notebooks to publish")
+    executed: dict[str, Path] = {}
+    # notebooks that need no model first: a failure there shows before the model lock is waited for
+    for nb in sorted(sources, key=lambda p: p.name[:2] in MODEL_NOTEBOOKS):
+        copy = executed_copy(nb, executed_dir)
+        if copy is None:
+            if not execute:
+                raise InputError(f"{nb.name}: no executed copy newer than the source in {executed_dir} "
+                                 "(drop --no-execute to execute it)")
+            copy = executed_dir / nb.name
+            execute_notebook(nb, copy, cwd=Path(out).resolve() / "exec" / "notebooks", log=log)
+        else:
+            log(f"reusing {copy}")
+        executed[nb.name] = copy
+    return {nb.name: executed[nb.name] for nb in sources}
+
+
+def build(out: Path = DEFAULT_OUT, executed_dir: Path | None = None, execute: bool = True,
+          repo: Path = REPO, log=print) -> Path:
+    """Build the site into `out`; returns the HTML folder (out/html)."""
+    out = Path(out).resolve()
+    executed = prepare(out, executed_dir, execute, repo, log)
+    stage(out / "src", executed, repo)
+    t0 = time.perf_counter()
+    html_dir = out / "html"
+    cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-W", "--keep-going", "-d", str(out / "doctrees"),
+           str(out / "src"), str(html_dir)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RunFailed(f"sphinx-build failed (exit {proc.returncode}):\n{proc.stderr.strip() or proc.stdout}")
+    log(f"sphinx-build: {time.perf_counter() - t0:.0f} s -> {html_dir}")
+    return html_dir
+
+
+# ---------------------------------------------------------------------------------------------------- check
+
+
+@dataclass
+class PageReport:
+    """What the browser saw on one page."""
+
+    page: str
+    console_errors: list[str] = field(default_factory=list)
+    broken_images: list[str] = field(default_factory=list)
+    broken_links: list[str] = field(default_factory=list)
+    images: int = 0
+    links: int = 0
+    screenshot: Path | None = None
+
+    @property
+    def problems(self) -> list[str]:
+        return ([f"console: {m}" for m in self.console_errors] + [f"image: {m}" for m in self.broken_images]
+                + [f"link: {m}" for m in self.broken_links])
+
+
+class _Ids(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        for k, v in attrs:
+            if k in ("id", "name") and v:
+                self.ids.add(v)
+
+
+def pages(html_dir: Path) -> list[str]:
+    """Every HTML page of the site, as paths relative to its root (Sphinx's own folders excluded)."""
+    skip = ("_static", "_sources", "_downloads", "_images", ".doctrees")
+    return sorted(p.relative_to(html_dir).as_posix() for p in html_dir.rglob("*.html")
+                  if not p.relative_to(html_dir).parts[0] in skip)
+
+
+@contextlib.contextmanager
+def serve(root: Path) -> Iterator[str]:
+    """A local HTTP server over `root` on a free loopback port; yields its base URL."""
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(root)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def _target_ok(root: Path, base: str, url: str, ids_cache: dict[Path, set[str]]) -> bool:
+    """An internal URL resolves: the file exists under root, and its #fragment names an element there."""
+    u, frag = urldefrag(url)
+    path = unquote(urlsplit(u).path)[len(urlsplit(base).path):]
+    target = root / path
+    if target.is_dir():
+        target = target / "index.html"
+    if not target.is_file():
+        return False
+    if frag and target.suffix == ".html":
+        if target not in ids_cache:
+            parser = _Ids()
+            parser.feed(target.read_text(encoding="utf-8", errors="replace"))
+            ids_cache[target] = parser.ids
+        return unquote(frag) in ids_cache[target]
+    return True
+
+
+_IMAGES_JS = """async () => {
+  const imgs = Array.from(document.images);
+  imgs.forEach(i => { i.loading = 'eager'; });
+  await Promise.all(imgs.map(i => i.complete ? null : new Promise(r => { i.onload = i.onerror = r; })));
+  return imgs.map(i => [i.currentSrc || i.src, i.complete, i.naturalWidth]);
+}"""
+
+
+def check_site(html_dir: Path, screenshot_dir: Path | None = None, chromium: str = CHROMIUM,
+               only: list[str] | None = None) -> list[PageReport]:
+    """Open every page in headless Chromium over HTTP: console errors, images, internal links, a screenshot."""
+    from playwright.sync_api import sync_playwright
+
+    html_dir = Path(html_dir).resolve()
+    if screenshot_dir is not None:
+        screenshot_dir.mkdir(parents=True, exist_ok=True)
+    reports: list[PageReport] = []
+    ids_cache: dict[Path, set[str]] = {}
+    with serve(html_dir) as base, sync_playwright() as pw:
+        # Playwright gives the browser a fresh empty profile of its own
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+            for rel in only or pages(html_dir):
+                rep = PageReport(rel)
+                page = ctx.new_page()
+                page.on("console", lambda m, rep=rep: rep.console_errors.append(f"{m.text} ({m.location.get('url', '')})")
+                        if m.type == "error" else None)
+                page.on("pageerror", lambda e, rep=rep: rep.console_errors.append(f"uncaught: {e}"))
+                page.on("requestfailed", lambda r, rep=rep: rep.console_errors.append(
+                    f"request failed: {r.url} ({r.failure})"))
+                resp = page.goto(base + rel, wait_until="load")
+                if resp is None or resp.status != 200:
+                    rep.console_errors.append(f"HTTP {None if resp is None else resp.status} for {rel}")
+                images = page.evaluate(_IMAGES_JS)
+                rep.images = len(images)
+                rep.broken_images = [src for src, complete, width in images if not complete or width == 0]
+                hrefs = page.eval_on_selector_all("a[href]", "els => els.map(e => e.href)")
+                internal = sorted({h for h in hrefs if h.startswith(base)})
+                rep.links = len(internal)
+                rep.broken_links = [h[len(base):] for h in internal if not _target_ok(html_dir, base, h, ids_cache)]
+                page.wait_for_load_state("networkidle")
+                if screenshot_dir is not None:
+                    rep.screenshot = screenshot_dir / (rel.replace("/", "__").removesuffix(".html") + ".png")
+                    page.screenshot(path=str(rep.screenshot), full_page=True)
+                page.close()
+                reports.append(rep)
+        finally:
+            browser.close()
+    return reports
+
+
+# ---------------------------------------------------------------------------------------------------- CLI
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="ttslab site", description="Build the companion site (static HTML).")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="build folder (default: build/site)")
+    ap.add_argument("--executed", type=Path, default=None,
+                    help="folder of executed notebooks to reuse when newer than the source (default: build/executed)")
+    ap.add_argument("--no-execute", action="store_true", help="fail instead of executing a notebook")
+    ap.add_argument("--check", action="store_true",
+                    help="then open every page in headless Chromium (console errors, images, links, screenshots)")
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    try:
+        html_dir = build(args.out, args.executed, execute=not args.no_execute)
+    except (InputError, RunFailed) as e:
+        print(f"ttslab site: {e}", file=sys.stderr)
+        return e.exit_code
+    print(f"site built in {time.perf_counter() - t0:.0f} s: {html_dir}/index.html "
+          f"(serve it with: python -m http.server -d {html_dir})")
+    if args.check:
+        if not Path(CHROMIUM).exists():
+            print(f"ttslab site --check: {CHROMIUM} not found (Debian: apt-get install chromium)", file=sys.stderr)
+            return 2
+        t0 = time.perf_counter()
+        reports = check_site(html_dir, Path(args.out) / "screenshots")
+        bad = [r for r in reports if r.problems]
+        for r in bad:
+            for p in r.problems:
+                print(f"{r.page}: {p}", file=sys.stderr)
+        print(f"checked {len(reports)} pages in {time.perf_counter() - t0:.0f} s: "
+              f"{len(bad)} with problems; screenshots in {Path(args.out) / 'screenshots'}")
+        return 1 if bad else 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
