@@ -85,7 +85,7 @@ def test_sigkill_midway_then_rerun_gives_exactly_the_full_set(tmp_path):
         ("method=foo", "options in 'method'"),
         ("method.budget=0", "method.budget=0: expected an integer >= 1"),
         ("dataset.path=/nonexistent/problems.jsonl", "dataset.path='/nonexistent/problems.jsonl': file not found"),
-        ("method=beam_search method.budget=6", "must be a multiple of method.beam_width=4"),
+        ("method=beam_search method.budget=6", "is not a multiple of method.beam_width=4"),
         ("prm.type=oracle", "prm.type='oracle' is not known"),
     ],
 )
@@ -111,3 +111,83 @@ def test_a_rerun_with_another_policy_into_the_same_directory_is_refused(tmp_path
     (run_dir / "config.yaml").write_text("policy: {name: other}\nprm: {name: x}\ndataset: {path: bundled, format: auto}\nseed: 0\n")
     res = ttslab("run", "method=best_of_n", f"run_dir={run_dir}", timeout=120)
     assert res.returncode == 2 and "use another run_dir" in res.stderr and "policy.name" in res.stderr
+
+
+# ---------------------------------------------------------------- preflight, no model needed
+def _plan_files(tmp_path, *overrides):
+    from ttslab.config import compose
+    from ttslab.runner import Plan, _write_run_files, preflight
+
+    cfg = compose([f"run_dir={tmp_path / 'r'}", "progress=false", *overrides])
+    plan = preflight(cfg)
+    plan.run_dir.mkdir(parents=True, exist_ok=True)
+    _write_run_files(plan)
+    return plan, Plan
+
+
+def test_identity_covers_model_files_and_refuses_a_rerun_naming_the_keys(tmp_path):
+    from ttslab.config import check_identity
+    from ttslab.errors import ConfigError
+
+    plan, _ = _plan_files(tmp_path)
+    ident = json.loads((plan.run_dir / "identity.json").read_text())
+    assert ident["policy.model_sha256"] and ident["prm.model_sha256"] and ident["policy.family"] == "qwen2.5"
+    other = {**ident, "policy.model_sha256": "0" * 64, "seed": 7}
+    with pytest.raises(ConfigError, match=r"policy.model_sha256: '1d96.*seed: 0 there, 7 now"):
+        check_identity(plan.run_dir, other)
+
+
+def test_records_made_with_other_method_settings_are_not_reused(tmp_path):
+    from ttslab.config import check_record_settings, compose, method_specs
+    from ttslab.errors import ConfigError
+
+    specs = method_specs(compose(["method=best_of_n", "method.budget=4"]))
+    rec = {"method": "best_of_n", "budget": 4, "settings": {**specs[0][0].settings(), "temperature": 1.0}}
+    with pytest.raises(ConfigError, match=r"made with temperature=1.0, this run has temperature=0.7"):
+        check_record_settings([rec], specs, tmp_path)
+    check_record_settings([{**rec, "settings": specs[0][0].settings()}], specs, tmp_path)  # same: reused
+
+
+def test_secrets_of_the_server_environment_are_never_written(tmp_path):
+    plan, _ = _plan_files(tmp_path, "+engine.launch.env.HF_TOKEN=hf_secret_value")
+    for name in ("config.yaml", "identity.json", "invocations.jsonl"):
+        assert "hf_secret_value" not in (plan.run_dir / name).read_text()
+    assert "HF_TOKEN" in (plan.run_dir / "config.yaml").read_text()  # the key is kept: it was set
+
+
+def test_a_classifier_prm_without_torch_is_refused_before_loading_anything(tmp_path, monkeypatch):
+    import importlib.util
+
+    from ttslab.config import compose
+    from ttslab.errors import ConfigError
+    from ttslab.runner import preflight
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "transformers" else real(name, *a))
+    cfg = compose(["prm=qwen2.5-math-prm-7b", "method=best_of_n", f"run_dir={tmp_path / 'r'}"])
+    with pytest.raises(ConfigError, match="classifier PRM.*transformers is not installed"):
+        preflight(cfg)
+
+
+def test_a_classifier_prm_is_never_resolved_as_a_gguf_file(tmp_path):
+    from ttslab.config import compose
+    from ttslab.runner import preflight
+
+    plan = preflight(compose(["prm=qwen2.5-math-prm-7b", "method=best_of_n", f"run_dir={tmp_path / 'r'}"]))
+    assert plan.use_prm and "prm.model_sha256" in plan.identity and plan.identity["prm.model_sha256"] is None
+
+
+def test_a_run_that_fails_before_any_record_leaves_no_directory_behind(tmp_path, monkeypatch):
+    from ttslab import runner
+    from ttslab.config import compose
+    from ttslab.errors import RunFailed
+
+    def broken(plan):
+        assert (plan.run_dir / ".lock").exists() or plan.run_dir.exists()
+        raise RunFailed("the engine could not start")
+
+    monkeypatch.setattr(runner, "_build_engines", broken)
+    plan = runner.preflight(compose(["method=best_of_n", f"run_dir={tmp_path / 'r'}"]))
+    with pytest.raises(RunFailed):
+        runner.execute(plan)
+    assert not (tmp_path / "r").exists()
