@@ -1,11 +1,13 @@
-"""Answer extraction and Math-Verify equivalence, on real MATH-500 gold answers."""
+"""Answer extraction and Math-Verify equivalence, on real MATH-500 / AIME24 gold answers; bounded grading."""
 
 import json
+import random
+import re
 import time
 
 import pytest
 
-from ttslab.grading import Grader, extract_answer, last_boxed, normalize
+from ttslab.grading import EXTRACT_TAIL_CHARS, MAX_ANSWER_CHARS, Grader, extract_answer, last_boxed, normalize
 
 
 def test_last_boxed_matches_nested_braces():
@@ -28,6 +30,45 @@ def test_extract_answer_order(text, expected):
     assert extract_answer(text) == expected
 
 
+# Outputs that made the old extraction quadratic (46 KB took 0.8 s, 1 MB many minutes): an unclosed
+# "final answer is $" sentence repeated, and other runaway shapes a model produces at its token limit.
+HUGE = {
+    "unclosed final-answer sentences": "The final answer is: $x" * 45_000,
+    "closed but no I hope": "final answer is $1$ " * 50_000,
+    "open boxes": "\\boxed{" * 150_000,
+    "one long answer line": "the answer is " + "7" * 1_000_000,
+    "numbers": "1,2.5," * 170_000,
+    "I hope without opening": "$. I hope " * 100_000,
+}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("name", list(HUGE))
+def test_extraction_of_a_1mb_output_is_fast_and_reads_only_the_tail(name):
+    text = HUGE[name]
+    assert len(text) >= 1_000_000
+    start = time.perf_counter()
+    got = extract_answer(text)
+    elapsed = time.perf_counter() - start
+    # the work done: only the documented tail is read, so the answer is the tail's answer ...
+    assert got == extract_answer(text[-EXTRACT_TAIL_CHARS:])
+    # ... and the time is bounded (generous: the fix takes milliseconds, the old code minutes)
+    assert elapsed < 1.0, f"{name}: {elapsed:.2f} s"
+
+
+def test_final_answer_sentence_matches_the_study_regex():
+    """The linear scan finds exactly what the study's lazy regex found, on random token soups."""
+    from ttslab.grading import _final_answer_sentence
+
+    study = re.compile(r"final answer is:?\s*\$(.+?)\$\.? I hope", flags=re.S)
+    tokens = ["final answer is", ":", " ", "$", ".", " I hope", "x", "\n", "I hope"]
+    rng = random.Random(0)
+    for _ in range(20_000):
+        text = "".join(rng.choice(tokens) for _ in range(rng.randint(0, 12)))
+        m = study.search(text)
+        assert _final_answer_sentence(text) == (m.group(1).strip() if m and m.group(1).strip() else None), text
+
+
 def test_normalize_folds_latex_noise():
     assert normalize(r"\dfrac{1}{2}") == normalize(r"\frac{1}{2}")
     assert normalize(r"90^\circ") == "90"
@@ -43,6 +84,19 @@ def test_math_verify_equivalences():
         assert not g.equivalent("43", "44")
 
 
+def test_escaped_dollar_golds_grade_correct():
+    """MATH-500 writes three golds with an escaped dollar sign; they never graded correct before."""
+    with Grader() as g:
+        for gold, answers in [(r"\$18.90", [r"\$18.90", "18.90", "18.9", r"\$ 18.90"]),
+                              (r"\$36", [r"\$36", "36", r"36 \text{ dollars}"]),
+                              (r"\$32,\!348", [r"\$32,\!348", "32348", "32,348", r"\$32{,}348"])]:
+            assert g.equivalent(gold, gold), gold
+            _, correct = g.grade(gold, answers)
+            assert all(correct), (gold, answers, correct)
+            _, wrong = g.grade(gold, ["19", r"\$37", "32347"])
+            assert not any(wrong), gold
+
+
 def test_voting_keys_merge_equivalent_answers():
     with Grader() as g:
         keys, correct = g.grade(r"\frac{1}{2}", ["0.5", r"\frac12", r"\dfrac{1}{2}", "3", "3.0", None])
@@ -52,13 +106,26 @@ def test_voting_keys_merge_equivalent_answers():
     assert keys[5] is None
 
 
-def test_real_math500_gold_answers_verify(shared_data):
-    rows = [json.loads(line) for line in (shared_data / "math500.jsonl").open()][:120]
-    with Grader() as g:
-        same = g.equivalent_many([(r["answer"], r["answer"]) for r in rows])
-        # a wrong answer: the gold of another problem with a different value
-        wrong = g.equivalent_many([(rows[i]["answer"], "123456789") for i in range(len(rows))])
-    assert sum(same) >= 118, [r["answer"] for r, ok in zip(rows, same) if not ok]
+def test_every_gold_answer_verifies_against_itself_and_its_rewritings(shared_data):
+    """Every gold answer of MATH-500 and AIME24 must verify against itself and the common ways a
+    correct answer rewrites it (units, \\text{}, thousands separators, \\$, ^\\circ, percent): no miss."""
+    from helpers_grading import rewritings
+
+    golds = [json.loads(line)["answer"] for line in (shared_data / "math500.jsonl").open()]
+    golds += [str(json.loads(line)["answer"]) for line in (shared_data / "aime24.jsonl").open()]
+    assert len(golds) == 530
+    pairs = [(gold, r) for gold in golds for r in rewritings(gold)]
+    assert len(pairs) > 3 * len(golds)
+    with Grader(workers=2, budget=None) as g:  # two workers: this machine's two cores
+        ok = g.equivalent_many(pairs)
+        misses = [p for p, v in zip(pairs, ok) if not v]
+        assert not misses, f"{len(misses)} of {len(pairs)} (gold, rewriting) pairs failed: {misses[:20]}"
+        for gold in golds:  # the run's path: keys and correctness of a problem's answers
+            answers = rewritings(gold)
+            keys, correct = g.grade(gold, answers)
+            assert all(correct) and len(set(keys)) == 1, (gold, answers, correct, keys)
+        # and a wrong answer stays wrong: another gold with a different value
+        wrong = g.equivalent_many([(gold, "123456789") for gold in golds])
     assert not any(wrong)
 
 
@@ -71,5 +138,40 @@ def test_a_hanging_check_times_out_and_counts_as_wrong():
         assert g.equivalent_many([("1", "1"), ("2", "2")]) == [False, False]
         assert time.perf_counter() - start < 15
         assert g.timeouts >= 1
+        keys, correct = g.grade("1", ["2"])
+        assert correct == [False]
+        assert g.last_report["timed_out"] == 1 and g.last_report["checks"] == 1
     finally:
         g.close()
+
+
+def test_a_problem_grading_budget_bounds_its_checks():
+    """Five distinct answers at one second per check, within a 2.5 s budget: about two checks run, the
+    rest count as not equivalent, the report says so, and the next problem is graded normally."""
+    from helpers_grading import slow_true
+
+    with Grader(timeout=5.0, budget=2.5, check=slow_true) as g:
+        g.equivalent("warm", "up")  # worker start-up is outside any budget
+        start = time.perf_counter()
+        keys, correct = g.grade("g", ["a", "b", "c", "d", "e"])
+        elapsed = time.perf_counter() - start
+        rep = g.last_report
+        assert rep["budget_exhausted"] is True
+        left = 5 - rep["checks"]  # answers not checked against the gold, then their pairwise merges
+        assert 1 <= rep["checks"] <= 3 and rep["unchecked"] == left + left * (left - 1) // 2
+        assert sum(correct) == rep["checks"]  # slow_true says equivalent to whatever it checks
+        assert elapsed < 2.5 + 3.0
+        # cut checks are not cached as wrong: the next problem re-checks them
+        keys, correct = g.grade("g", ["e"])
+        assert correct == [True] and g.last_report == {**g.last_report, "checks": 1, "budget_exhausted": False}
+
+
+def test_overlong_answers_are_truncated_and_counted():
+    with Grader() as g:
+        long = "5" + " + x" * MAX_ANSWER_CHARS
+        keys, correct = g.grade("5", ["5", long, long + "y", None])
+        # cut to MAX_ANSWER_CHARS, "5 + x + ... +" would parse as 5: overlong answers are never checked
+        assert correct == [True, False, False, False]
+        assert keys[1] == keys[2] != keys[0]  # keyed by their first MAX_ANSWER_CHARS characters
+        assert g.last_report["truncated_answers"] == 2 and g.last_report["checks"] == 0
+        assert g.last_report["budget_exhausted"] is False
