@@ -1,7 +1,7 @@
 """Final-answer selection: scoring (PRM-Min/Last/Avg/Prod) x voting (Majority, PRM-Max, PRM-Vote).
 
-The study (reference/paper.md §1.10) reports `majority_vote, prm_{min,last,avg}_{max,vote}`; we add
-PRM-Prod. Every rule is computed from the same stored candidates, so analysis never re-runs generation.
+The study (§4.1 and Table 2; its code's `vote_utils.py`) reports `majority_vote, prm_{min,last,avg}_{max,vote}`;
+we add PRM-Prod. Every rule is computed from the same stored candidates, so analysis never re-runs generation.
 
 Conventions (written down because the public code leaves them implicit):
 - candidates without an extracted answer (key None) take part in no vote;

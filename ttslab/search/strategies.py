@@ -19,7 +19,7 @@ Adding a method is one class here (decorated with `@register("name")`) and one Y
 conf/method/. A strategy that lives outside ttslab is named by its import path
 (`method.name=my_package.module:MyStrategy`).
 
-Semantics (the study, §3.1 and Figure 2): budget N = generations per depth; beam width M.
+Semantics (the study, §2.2 and Figure 2; beam width 4 in §4.1): budget N = generations per depth; beam width M.
 """
 
 from __future__ import annotations
