@@ -1,4 +1,4 @@
-"""The budget semantics of the study (§3.1, Figure 2) on a scripted engine and PRM: milliseconds, no model.
+"""The budget semantics of the study (§2.2, Figure 2) on a scripted engine and PRM: milliseconds, no model.
 
 Budget N = generations per depth; beam width M. Beam search: N first steps, keep the N/M best by PRM-Last,
 expand each into M. DVTS: N/M subtrees that never mix, each keeps its best of M. Duplicate and cut-off
