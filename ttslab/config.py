@@ -141,6 +141,9 @@ SCHEMAS = {
 }
 
 
+ENGINES = tuple(schema.name for (group, _), schema in SCHEMAS.items() if group == "engine")
+
+
 def register_schemas() -> None:
     from hydra.core.config_store import ConfigStore
 
@@ -314,7 +317,6 @@ def uses_prm(cfg: DictConfig, specs: list[list[MethodSpec]]) -> bool:
 
 def validate(cfg: DictConfig) -> list[list[MethodSpec]]:
     """Every check that needs no model and no file content; returns the method specs."""
-    from ttslab.engines import ENGINES
     from ttslab.rewards import PRM_TYPES
 
     specs = method_specs(cfg)
@@ -324,7 +326,7 @@ def validate(cfg: DictConfig) -> list[list[MethodSpec]]:
     if needs and cfg.prm.type == "none":
         raise ConfigError(f"{' and '.join(needs)} need a PRM to guide the search, but prm=none: "
                           "set prm= to a PRM config (e.g. prm=cpu_judge)")
-    if cfg.engine.name not in ENGINES:
+    if cfg.engine.name not in ENGINES:  # (the group's schema already holds it; a hand-made config may not)
         raise ConfigError(f"engine.name={cfg.engine.name!r} is unknown; expected one of {', '.join(ENGINES)}")
     try:
         i, k = (int(x) for x in str(cfg.shard).split("/"))
