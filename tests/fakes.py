@@ -73,3 +73,24 @@ class FakePRM:
 
     def close(self) -> None:
         pass
+
+
+from ttslab.search.strategies import Strategy  # noqa: E402  (a user's strategy, as a user would write it)
+
+
+class KeepFirst(Strategy):
+    """A strategy from outside ttslab: like beam search, but keeps the first N/M valid children (no PRM)."""
+
+    label = "Keep-first"
+    stepwise = True
+
+    def expansions(self, task):
+        if task.round == 0:
+            return [(task.tree.root, task.budget, 0)]
+        return [(node, self.m, node.subtree) for node in task.active]
+
+    def select(self, task, children):
+        task.active = []
+        for c in [c for c in children if c.valid][: task.budget // self.m - len(task.finished)]:
+            c.selected = True
+            (task.finished if c.terminal else task.active).append(c)

@@ -163,3 +163,14 @@ def test_the_registry_declares_what_each_method_is():
     needs = {n for n, c in STRATEGIES.items() if c.needs_prm}
     assert needs == {"beam_search", "dvts"}
     assert strategy_class("cot").fixed_budget == 1 and strategy_class("cot").greedy
+
+
+def test_a_strategy_of_ones_own_is_one_class_named_by_its_import_path():
+    from ttslab.config import compose, method_specs
+
+    cfg = compose(["method.name=fakes:KeepFirst", "method.budget=4", "method.beam_width=2", "method.max_steps=2"])
+    (group,) = method_specs(cfg)
+    engine = FakeEngine()
+    task = make_task(PROBLEM, group[0])
+    run_tasks([task], engine, None, "qwen2.5")
+    assert [len(r) for r in engine.calls] == [4, 4] and len(task.candidates()) == 2
