@@ -456,6 +456,69 @@ def plot_compute_optimal(curve: pd.DataFrame, table: pd.DataFrame, title: str):
     return fig
 
 
+# --------------------------------------------------------------------------- adaptive compute (nb 07)
+
+
+def adaptive_compute(records: Iterable[dict[str, Any]], probe: int = 4, **kw) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`ttslab.analysis.router.policy_table` on one dataset's records: accuracy vs compute for fixed
+    strategies, the oracle-bin compute-optimal choice and the router (no gold answers), with 95% CIs.
+    Returns (table, router_rows)."""
+    from ttslab.analysis import router
+
+    return router.policy_table(records, probe=probe, **kw)
+
+
+def adaptive_compute_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The policy table formatted for reading: accuracy [95% CI], tokens and FLOPs per problem [95% CI]."""
+    def ci(c, digits):
+        return [f"{v:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]" if digits >= 0 else
+                f"{v:.3g} [{lo:.3g}, {hi:.3g}]" for v, lo, hi in zip(table[c], table[f"{c}_low"], table[f"{c}_high"])]
+    return pd.DataFrame({"kind": table["kind"], "policy": table["policy"], "problems": table["problems"],
+                         "accuracy % [95% CI]": ci("accuracy", 1), "tokens/problem [95% CI]": ci("tokens", 0),
+                         "FLOPs/problem [95% CI]": ci("flops", -1)})
+
+
+def probe_signals_table(records: Iterable[dict[str, Any]], probe: int = 4, orders: int = 128) -> pd.DataFrame:
+    """Per problem: the router's test-time signals of the probe (mean over sample orders), next to the
+    gold-answer Pass@1 and difficulty bin the study's oracle recipe uses (shown for reading; the router
+    never sees them)."""
+    from ttslab.analysis import difficulty, router
+
+    recs = list(records)
+    data = router.router_data(recs, probe=probe, orders=orders)
+    out = pd.DataFrame(data.features.mean(axis=1), index=data.problems, columns=list(router.SIGNALS))
+    pass1 = difficulty.pass_at_1(recs)
+    out["gold Pass@1 (oracle)"] = pass1.reindex(out.index)
+    out["bin (oracle)"] = difficulty.difficulty_bins(pass1).reindex(out.index).astype(str)
+    level = {str(r["problem_id"]): r.get("level") for r in recs}
+    out.insert(0, "level", [level.get(p) for p in out.index])
+    out.index.name = "problem_id"
+    return out.round(3)
+
+
+def adaptive_compute_summary(table: pd.DataFrame) -> str:
+    """Three sentences from a policy table: the most accurate fixed strategy, the oracle-bin choice and
+    the router at (at most) that strategy's compute, with intervals and problem counts."""
+    fixed = table[table["kind"] == "fixed"].sort_values(["accuracy", "flops"], ascending=[False, True])
+    best = fixed.iloc[0]
+    def say(r):
+        return (f"{r['policy']}: {r['accuracy']:.1f}% [{r['accuracy_low']:.1f}, {r['accuracy_high']:.1f}] "
+                f"at {r['flops']:.3g} FLOPs/problem")
+    lines = [f"{int(best['problems'])} problems. Most accurate fixed strategy: {say(best)}."]
+    for kind in ("oracle-bin (gold Pass@1)", "router (no gold)"):
+        t = table[(table["kind"] == kind) & (table["flops"] <= best["flops"] * 1.0001)]
+        t = t.sort_values(["accuracy", "flops"], ascending=[False, True])
+        lines.append(f"Best {kind} policy at no more compute: " + (say(t.iloc[0]) + "." if len(t) else "none."))
+    return "\n".join(lines)
+
+
+def router_choices(router_rows: pd.DataFrame, lam: float) -> pd.DataFrame:
+    """What the router chose per problem at one lambda (fitted without that problem): the stump
+    (signal, threshold, action below / at or above) and the action it took most often over sample orders."""
+    r = router_rows[router_rows["lambda"] == lam]
+    return r[["problem_id", "signal", "threshold", "low", "high", "action", "action_share", "accuracy"]].round(3)
+
+
 # --------------------------------------------------------------------------- small beats large (nb 06)
 
 

@@ -176,33 +176,55 @@ def probe_signals(arrays: curves.CandidateArrays, idx: np.ndarray, scoring: str,
     return feats.transpose(1, 0, 2)  # (P, J, S)
 
 
-def fit_stump(data: RouterData, train: np.ndarray, lam: float, cost: str = "flops") -> Stump:
-    """The stump maximising mean accuracy - lam x mean cost / scale on the `train` problems.
+def _thresholds(values: np.ndarray, max_thresholds: int) -> np.ndarray:
+    """Candidate thresholds: the distinct values (or `max_thresholds` quantiles of them), plus +inf
+    (never reached: a constant policy)."""
+    u = np.unique(values)
+    if len(u) > max_thresholds:
+        u = np.unique(np.quantile(u, np.linspace(0, 1, max_thresholds)))
+    return np.append(u, np.inf)
 
-    scale = the mean cost of the cheapest action, so lam reads "accuracy given up for one more probe's
-    worth of compute". Ties go to the cheaper action, then to the earlier signal and threshold.
+
+def fit_stumps(
+    data: RouterData, train: np.ndarray, lambdas: Sequence[float], cost: str = "flops", max_thresholds: int = 32
+) -> list[Stump]:
+    """For each lambda, the stump maximising mean accuracy - lambda x mean cost / scale on `train`.
+
+    scale = the mean cost of the cheapest action, so lambda reads "accuracy given up for one more
+    cheapest action's worth of compute". Ties go to the cheaper action, then to the earlier signal and
+    threshold. Accuracy and cost of each side are separable, so every (signal, threshold) is scored
+    for all actions and lambdas at once.
     """
     c = getattr(data, cost)[train]  # (p, A)
-    scale = float(c.mean(axis=0).min())
-    c = c / scale
+    c = c / float(c.mean(axis=0).min())
     corr = data.correct[train]  # (p, J, A)
     feats = data.features[train]  # (p, J, S)
     n, J = corr.shape[:2]
-    best, best_val = None, -np.inf
+    lam = np.asarray(lambdas, dtype=float)[:, None, None]  # (L, 1, 1)
+    best_val = np.full(len(lambdas), -np.inf)
+    best: list[Stump | None] = [None] * len(lambdas)
     for s in range(feats.shape[-1]):
-        for t in np.append(np.unique(feats[..., s]), np.inf):
-            hi = feats[..., s] >= t  # (p, J)
-            val = {}
-            for side, mask in (("low", ~hi), ("high", hi)):
-                acc = np.einsum("pj,pja->a", mask, corr) / (n * J)
-                cst = mask.mean(axis=1) @ c / n
-                obj = acc - lam * cst - 1e-9 * cst
-                a = int(np.argmax(obj))
-                val[side] = (a, obj[a])
-            total = val["low"][1] + val["high"][1]
-            if total > best_val + 1e-12:
-                best, best_val = Stump(s, float(t), val["low"][0], val["high"][0]), total
-    return best
+        ts = _thresholds(feats[..., s], max_thresholds)
+        hi = feats[None, ..., s] >= ts[:, None, None]  # (T, p, J)
+        parts = []
+        for mask in (~hi, hi):
+            acc = np.einsum("tpj,pja->ta", mask, corr) / (n * J)  # (T, A)
+            cst = mask.mean(axis=2) @ c / n  # (T, A)
+            obj = acc[None] - lam * cst[None] - 1e-9 * cst[None]  # (L, T, A)
+            parts.append((obj.argmax(axis=2), obj.max(axis=2)))  # (L, T) each
+        total = parts[0][1] + parts[1][1]  # (L, T)
+        t_best = total.argmax(axis=1)
+        for li in range(len(lambdas)):
+            t = t_best[li]
+            if total[li, t] > best_val[li] + 1e-12:
+                best_val[li] = total[li, t]
+                best[li] = Stump(s, float(ts[t]), int(parts[0][0][li, t]), int(parts[1][0][li, t]))
+    return best  # type: ignore[return-value]
+
+
+def fit_stump(data: RouterData, train: np.ndarray, lam: float, cost: str = "flops") -> Stump:
+    """The stump for one lambda (see `fit_stumps`)."""
+    return fit_stumps(data, train, [lam], cost)[0]
 
 
 def cross_validated_router(
@@ -215,10 +237,11 @@ def cross_validated_router(
     P = len(data.problems)
     fold_of = np.arange(P) if folds is None else np.random.default_rng(seed).permutation(P) % folds
     rows = []
-    for lam in lambdas:
+    fitted = {k: fit_stumps(data, fold_of != k, lambdas, cost) for k in np.unique(fold_of)}
+    for li, lam in enumerate(lambdas):
         for k in np.unique(fold_of):
             test = fold_of == k
-            stump = fit_stump(data, ~test, lam, cost)
+            stump = fitted[k][li]
             for i in np.nonzero(test)[0]:
                 act = stump.decide(data.features[i])  # (J,)
                 chosen = pd.Series([data.actions[a] for a in act]).value_counts()
@@ -265,7 +288,7 @@ def oracle_bin_policies(
     label = {p: str(bins[p]) for p in problems}
     rows = []
     for b, g in tts.groupby("budget"):
-        acc = g.pivot(index="problem_id", columns="method", values="accuracy")
+        acc = g.pivot(index="problem_id", columns="method", values="accuracy").dropna()  # every strategy run
         for k in sorted(set(fold_of.values())):
             for p in [q for q in acc.index if fold_of[q] == k]:
                 train = [q for q in acc.index if fold_of[q] != k]
@@ -315,8 +338,13 @@ def policy_table(
     for kind, frame, key in (("fixed", fixed, "policy"), ("oracle-bin (gold Pass@1)", oracle, "policy"),
                              ("router (no gold)", routed, "lambda")):
         for name, g in frame.groupby(key, sort=False):
-            label = f"router lambda={name:g}" if kind.startswith("router") else name
-            rows.append({"kind": kind, "policy": label, **bootstrap_means(g, n_boot=n_boot, seed=seed)})
+            if kind == "fixed":
+                what = {"policy": name, "method": g["method"].iloc[0], "budget": g["budget"].iloc[0], "lambda": np.nan}
+            elif kind.startswith("oracle"):
+                what = {"policy": name, "method": "compute_optimal", "budget": g["budget"].iloc[0], "lambda": np.nan}
+            else:
+                what = {"policy": f"router lambda={name:g}", "method": "router", "budget": np.nan, "lambda": name}
+            rows.append({"kind": kind, **what, **bootstrap_means(g, n_boot=n_boot, seed=seed)})
     table = pd.DataFrame(rows)
     for c in ("accuracy", "accuracy_low", "accuracy_high"):
         table[c] *= 100.0
