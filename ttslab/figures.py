@@ -1,20 +1,25 @@
 """`ttslab figures [RUN_DIR ...]`: rebuild paper_figures/ (PNG + PDF + README.md) from the study's
-published numbers and, when run directories are given, from their records.
+published numbers and from runs (no arguments: the CPU study run shipped with ttslab).
+
+`figure_entries` yields every figure as (entry, Figure) before anything is written, so tests can check
+each one (`ttslab.plots.layout_problems`); `build_figures` writes them.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from ttslab import plots
+from ttslab import plots, study
 from ttslab.analysis import curves, difficulty, flops, optimal, reference
-from ttslab.results import Run
 
 
 @dataclass
@@ -29,191 +34,146 @@ class _Entry:
 def _save(fig: plt.Figure, out: Path, stem: str) -> list[Path]:
     paths = [out / f"{stem}.png", out / f"{stem}.pdf"]
     for p in paths:
-        fig.savefig(p, dpi=150, bbox_inches="tight")
+        fig.savefig(p, dpi=150)  # constrained layout fits everything in the canvas (checked: layout_problems)
     plt.close(fig)
     return paths
 
 
-def _reference_figures(out: Path) -> list[_Entry]:
+def _wide(long: pd.DataFrame) -> tuple[pd.DataFrame, dict[tuple[int, str], str]]:
+    """Table 3/6 (one row per cell) -> one row per model with MATH-500 / AIME24 / Avg. columns, and the
+    flags of the cells they came from."""
+    keys = ["group", "policy_model"]
+    wide = long.pivot_table(index=keys, columns="dataset", values="accuracy", aggfunc="first", sort=False)
+    wide = wide[[c for c in ("MATH-500", "AIME24", "Avg.") if c in wide.columns]].reset_index()
+    row_of = {tuple(r): i for i, r in enumerate(wide[keys].itertuples(index=False))}
+    flags = {(row_of[(r.group, r.policy_model)], r.dataset): r.flag for r in long.itertuples() if r.flag}
+    return wide, flags
+
+
+def _column_flags(df: pd.DataFrame, column: str) -> dict[tuple[int, str], str]:
+    """Row flags of a reference table placed on the one column they are about."""
+    return {(i, column): f for i, f in enumerate(df["flag"].tolist()) if f}
+
+
+def _reference_figures() -> Iterator[tuple[_Entry, plt.Figure]]:
+    src = "study's published numbers"
+    yield _Entry("fig1_small_vs_large", "Figure 1", src, "flagged bar outlined and starred"), plots.figure1_bars()
+    yield (_Entry("fig6_prm_ability_fit", "Figure 6 (fitted curve only)", src,
+                  "fit from secondary sources; per-PRM points were not published"), plots.prm_ability_fit())
+    t3, f3 = _wide(reference.table3())
+    yield (_Entry("table3_small_vs_frontier", "Table 3", src, "flagged cells shaded"),
+           plots.table_figure(t3, "Table 3 (the study's published numbers): small policies with compute-optimal "
+                                  "TTS vs frontier LLMs with CoT, accuracy (%)", flags=f3))
     t4 = reference.table4()
-    t4_recomputed = t4.assign(
-        pretraining_flops_recomputed=[
-            flops.pretraining_flops(*flops.PRETRAINING[m][:2]) for m in t4["policy_model"]
-        ]
-    )
-    t5 = reference.table5()[
-        [
-            "policy_model",
-            "cot",
-            "majority",
-            "compute_optimal_tts",
-            "performance_gain_printed",
-            "efficiency_gain_printed",
-            "flag",
-        ]
-    ]
-    wide = lambda t: t.pivot_table(
-        index=["group", "policy_model"],
-        columns="dataset",
-        values="accuracy",
-        aggfunc="first",
-        sort=False,
-    )[["MATH-500", "AIME24", "Avg."]].reset_index()
-    entries = [
-        (_Entry("fig1_small_vs_large", "Figure 1", "study's published numbers"), plots.figure1_bars()),
-        (
-            _Entry(
-                "fig6_prm_ability_fit",
-                "Figure 6 (fitted curve only)",
-                "study's published numbers",
-                "fit from secondary sources; per-PRM points were not published",
-            ),
-            plots.prm_ability_fit(),
-        ),
-        (
-            _Entry("table3_small_vs_frontier", "Table 3", "study's published numbers"),
-            plots.table_figure(
-                wide(reference.table3()), "Table 3 (study): small policies with TTS vs frontier LLMs (CoT)"
-            ),
-        ),
-        (
-            _Entry(
-                "table4_flops",
-                "Table 4 (bars, log scale)",
-                "study's published numbers",
-                "pre-training column also recomputed as 6·N·D",
-            ),
-            plots.flops_bars(t4),
-        ),
-        (
-            _Entry("table4_flops_table", "Table 4", "study's published numbers"),
-            plots.table_figure(
-                t4_recomputed.drop(columns=["block"]), "Table 4 (study) with 6·N·D recomputed", 1.9
-            ),
-        ),
-        (
-            _Entry("table5_compute_optimal", "Table 5", "study's published numbers"),
-            plots.table_figure(t5, "Table 5 (study): CoT vs majority vs compute-optimal TTS, MATH-500", 1.9),
-        ),
-        (
-            _Entry("table6_long_cot", "Table 6", "study's published numbers"),
-            plots.table_figure(
-                wide(reference.table6()), "Table 6 (study): compute-optimal TTS vs long-CoT methods", 2.2
-            ),
-        ),
-    ]
-    for entry, fig in entries:
-        entry.files = _save(fig, out, entry.stem)
-    return [e for e, _ in entries]
+    yield (_Entry("table4_flops", "Table 4 (bars, log scale)", src), plots.flops_bars(t4))
+    t4t = t4.assign(pretraining_flops_recomputed=[flops.pretraining_flops(*flops.PRETRAINING[m][:2])
+                                                  for m in t4["policy_model"]])
+    t4t = t4t[["policy_model", "setting", "pretraining_flops", "pretraining_flops_recomputed", "inference_flops",
+               "total_flops", "flag"]]
+    yield (_Entry("table4_flops_table", "Table 4", src, "pre-training recomputed as 6·N·D; flagged cells shaded"),
+           plots.table_figure(t4t, "Table 4 (the study's published numbers) with pre-training recomputed as 6·N·D",
+                              flags=_column_flags(t4t, "inference_flops"),
+                              note="6·N·D: nominal parameters × public pre-training tokens (3B/9T, 405B/15T, "
+                                   "7B/18T, 671B/14.8T)."))
+    t5 = reference.table5()[["policy_model", "cot", "majority", "compute_optimal_tts", "performance_gain_printed",
+                             "efficiency_gain_printed", "flag"]]
+    yield (_Entry("table5_compute_optimal", "Table 5", src, "flagged cells shaded"),
+           plots.table_figure(t5, "Table 5 (the study's published numbers): CoT vs majority vs compute-optimal "
+                                  "TTS on MATH-500, accuracy (%)", flags=_column_flags(t5, "compute_optimal_tts")))
+    t6, f6 = _wide(reference.table6())
+    yield (_Entry("table6_long_cot", "Table 6", src, "flagged cells shaded"),
+           plots.table_figure(t6, "Table 6 (the study's published numbers): compute-optimal TTS vs long-CoT "
+                                  "methods, accuracy (%)", flags=f6))
 
 
-def _run_figures(records: list[dict], out: Path, note: str) -> list[_Entry]:
-    made: list[_Entry] = []
-    for dataset in sorted({str(r.get("source") or "dataset") for r in records}):
-        recs = [r for r in records if str(r.get("source") or "dataset") == dataset]
+def _interpolation() -> str:
+    """How measured Efficiency Gains interpolate (read from ttslab.analysis.optimal, not assumed)."""
+    scale = inspect.signature(optimal.table5_row).parameters["scale"].default
+    return {"log2": "interpolated in log2 budget (the authors interpolate linearly in budget)",
+            "linear": "interpolated linearly in budget, as the authors define it"}.get(scale, f"scale {scale}")
+
+
+def _run_figures(records: list[dict], note: str) -> Iterator[tuple[_Entry, plt.Figure]]:
+    for dataset, recs in study.records_by_dataset(records).items():
         tag = dataset.replace("/", "_").replace(" ", "_")
+        caption = plots.run_caption(recs, dataset)
         per_problem = curves.per_problem_accuracy(recs)
         table = curves.curve_table(per_problem)
         if (table["prm"] != "").any():
-            e = _Entry(f"fig4_accuracy_vs_budget_{tag}", "Figures 4/5/7 (accuracy vs budget)", "runs", note)
-            e.files = _save(
-                plots.accuracy_vs_budget(table, title=f"Accuracy vs budget on {dataset} (95% CI)"),
-                out,
-                e.stem,
-            )
-            made.append(e)
+            yield (_Entry(f"fig4_accuracy_vs_budget_{tag}", "Figures 4/5/7 (accuracy vs budget)", "runs", note),
+                   plots.accuracy_vs_budget(table, title=f"Accuracy vs budget on {dataset} (95% CI)", caption=caption))
+        bins_all = None
         for policy in sorted({r.get("policy") for r in recs if r["method"] in difficulty.SAMPLE_METHODS}):
             pass1 = difficulty.pass_at_1(recs, policy=policy)
             safe = str(policy).replace("/", "_")
-            e = _Entry(f"fig3_pass1_hist_{tag}_{safe}", "Figure 3 (Pass@1 histogram)", "runs", note)
-            e.files = _save(
-                plots.pass1_histogram(difficulty.pass1_histogram(pass1), f"Pass@1 of {policy} on {dataset}"),
-                out,
-                e.stem,
-            )
-            made.append(e)
+            mine_recs = [r for r in recs if r.get("policy") == policy]
+            cap = plots.run_caption(mine_recs, dataset)
+            yield (_Entry(f"fig3_pass1_hist_{tag}_{safe}", "Figure 3 (Pass@1 histogram)", "runs", note),
+                   plots.pass1_histogram(difficulty.pass1_histogram(pass1), f"Pass@1 of the policy on {dataset}",
+                                         caption=cap))
             mine = per_problem.loc[:, per_problem.columns.get_level_values("policy") == policy]
             mine = mine.loc[mine.index.intersection(pass1.index)]
+            bins = difficulty.difficulty_bins(pass1)
+            bins_all = bins if bins_all is None else bins_all
             if (mine.columns.get_level_values("prm") != "").any():
-                by_bin = difficulty.curves_by_difficulty(mine, difficulty.difficulty_bins(pass1))
-                e = _Entry(
-                    f"fig8_by_difficulty_{tag}_{safe}", "Figures 8/9 (per difficulty bin)", "runs", note
-                )
-                e.files = _save(
-                    plots.accuracy_by_difficulty(by_bin, title=f"{policy} on {dataset} by difficulty"),
-                    out,
-                    e.stem,
-                )
-                made.append(e)
-        rows = _measured_table5(table, per_problem)
-        if rows is not None:
-            e = _Entry(
-                f"table5_measured_{tag}",
-                "Table 5 (measured)",
-                "runs",
-                note + "; compute-optimal in-sample, efficiency gain interpolated in log2 budget",
-            )
-            e.files = _save(plots.table_figure(rows, f"Table 5 from runs on {dataset}", 1.9), out, e.stem)
-            made.append(e)
-        fl = flops.inference_summary(recs)
-        fl = fl.assign(policy_model=fl["policy"] + " " + fl["method"] + " N=" + fl["budget"].astype(str))
-        e = _Entry(
-            f"inference_flops_{tag}",
-            "Table 4 inference column (measured)",
-            "runs",
-            note + "; per-problem mean, with prefix reuse",
-        )
-        e.files = _save(
-            plots.flops_bars(
-                fl.rename(columns={"per_problem_total_flops_reuse": "inference_flops"}),
-                f"Measured inference FLOPs per problem on {dataset}",
-            ),
-            out,
-            e.stem,
-        )
-        made.append(e)
-    return made
+                by_bin = difficulty.curves_by_difficulty(mine, bins)
+                yield (_Entry(f"fig8_by_difficulty_{tag}_{safe}", "Figures 8/9 (per difficulty bin)", "runs", note),
+                       plots.accuracy_by_difficulty(by_bin, title=f"Accuracy by difficulty on {dataset} "
+                                                                  "(the study's absolute Pass@1 bins, 95% CI)",
+                                                    caption=cap))
+        if (table["method"] == "cot").any() and (table["prm"] != "").any() and len(per_problem) >= 2:
+            rows = study.measured_table5(recs, {dataset: bins_all} if bins_all is not None else None)
+            if len(rows):
+                notes = sorted(set(rows["note"])) if "note" in rows.columns else []
+                shown = rows.drop(columns=[c for c in ("origin", "dataset", "note") if c in rows.columns])
+                if len(shown) == 1:  # one (policy, verifier): a quantity per line reads better than a wide row
+                    shown = pd.DataFrame({"Quantity": [plots.HEADERS.get(c, c.replace("_", " ")) for c in shown.columns],
+                                          "Value": [plots.cell_text(v) for v in shown.iloc[0]]})
+                text = ("Compute-optimal: " + "; ".join(notes) + ". " if notes else "") + (
+                    f"Efficiency gain: budget at majority's maximum / budget where the in-sample curve reaches "
+                    f"it, {_interpolation()}; '>' = already reached at the smallest budget.")
+                yield (_Entry(f"table5_measured_{tag}", "Table 5 (measured)", "runs",
+                              note + "; efficiency gain " + _interpolation()),
+                       plots.table_figure(shown, f"Table 5 from runs on {dataset}: CoT vs majority vs "
+                                                 f"compute-optimal TTS, accuracy (%). {caption}", note=text))
+            curve, how = study.compute_optimal(per_problem, bins_all)
+            for (policy, prm), c in curve.groupby(["policy", "prm"]):
+                mine = table[(table["policy"] == policy) & ((table["prm"] == prm) | (table["method"] == "cot"))]
+                yield (_Entry(f"compute_optimal_{tag}", "Table 5's compute-optimal curve (measured)", "runs",
+                              note + f"; {how}"),
+                       plots.compute_optimal(c, mine, f"Compute-optimal vs majority vs CoT on {dataset} ({how})",
+                                             caption=caption))
+                break  # one (policy, PRM) per file; the shipped run has one
+        yield (_Entry(f"inference_flops_{tag}", "Table 4 inference (measured): accuracy vs FLOPs", "runs",
+                      note + "; mean per problem, prefix reuse counted"),
+               plots.accuracy_vs_flops(study.accuracy_vs_flops(recs),
+                                       title=f"Accuracy vs inference FLOPs per problem on {dataset} (95% CI)",
+                                       caption=caption))
 
 
-def _measured_table5(table: pd.DataFrame, per_problem: pd.DataFrame) -> pd.DataFrame | None:
-    cot = table[table["method"] == "cot"]
-    if cot.empty:
-        return None
-    opt = (
-        optimal.compute_optimal_curve(per_problem, folds=min(5, len(per_problem)))
-        if len(per_problem) >= 2
-        else None
-    )
-    if opt is None:
-        return None
-    rows = []
-    for (policy, prm), o in opt.groupby(["policy", "prm"]):
-        c = cot[cot["policy"] == policy]
-        maj = table[
-            (table["policy"] == policy)
-            & (table["prm"] == prm)
-            & (table["method"] == "best_of_n")
-            & (table["rule"] == "majority")
-        ]
-        if c.empty or maj.empty:
-            continue
-        row = optimal.table5_row(
-            f"{policy} / {prm}",
-            float(c["accuracy"].iloc[0]),
-            maj.set_index("budget")["accuracy"],
-            o.set_index("budget")["accuracy_in_sample"],
-        )
-        row["compute_optimal_cv"] = float(o["accuracy_cv"].max())
-        rows.append(row)
-    return pd.DataFrame(rows) if rows else None
+def figure_entries(run_dirs: list[str]) -> Iterator[tuple[_Entry, plt.Figure]]:
+    """Every figure `ttslab figures` makes from the study's numbers and the given runs, in order."""
+    yield from _reference_figures()
+    if run_dirs:
+        records = study.load_records(run_dirs)
+        if not records:
+            raise ValueError(f"build_figures: the run directories {run_dirs} hold no records")
+        problems = len({str(r["problem_id"]) for r in records})
+        budgets = sorted({int(r["budget"]) for r in records})
+        yield from _run_figures(records, f"{len(records)} records, {problems} problems, budgets {budgets}")
 
 
-def _readme(out: Path, entries: list[_Entry], run_dirs: list[str]) -> Path:
-    cmd = "ttslab figures " + " ".join(run_dirs) + (f" --out {out}" if out.name != "paper_figures" else "")
+def _readme(out: Path, entries: list[_Entry], run_dirs: list[str], command: str) -> Path:
     lines = [
         "# paper_figures",
         "",
-        "Regenerated by `" + cmd.strip() + "` (ttslab.figures.build_figures). Do not edit by hand.",
+        "Regenerated by `" + command + "` (ttslab.figures.build_figures). Do not edit by hand.",
+        "",
+        ("Figures made from runs say so in their title and name the policy, the verifier, the number of problems "
+        "and the engine (read from the records). Colours: one per strategy across every figure and notebook "
+        "(`ttslab.plots.PALETTE`), others for quantities (`QUANTITY_PALETTE`). Tables are drawn as figures with "
+        "readable headers; flagged cells (the paper's own inconsistencies, values kept as printed) are shaded and "
+        "numbered, the flags printed below. Notebooks show the same tables as styled HTML (`plots.styled_table`)."),
         "",
         "| file | study figure/table | built from | runs | notes |",
         "|---|---|---|---|---|",
@@ -221,26 +181,16 @@ def _readme(out: Path, entries: list[_Entry], run_dirs: list[str]) -> Path:
     runs = ", ".join(f"`{d}`" for d in run_dirs) or "none"
     for e in entries:
         files = " ".join(f"[{p.suffix[1:]}]({p.name})" for p in e.files)
-        lines.append(
-            f"| `{e.stem}` {files} | {e.study_item} | {e.origin} | "
-            f"{runs if e.origin == 'runs' else '-'} | {e.note} |"
-        )
-    lines += [
-        "",
-        (
-            "Rebuilt from the study's published numbers (ttslab/analysis/reference_data, flagged cells shaded): "
-            "Figure 1, Figure 6's fitted curve, Tables 3-6."
-        ),
-        "",
-    ]
+        lines.append(f"| `{e.stem}` {files} | {e.study_item} | {e.origin} | "
+                     f"{runs if e.origin == 'runs' else '-'} | {e.note} |")
+    lines += ["", ("Rebuilt from the study's published numbers (ttslab/analysis/reference_data): Figure 1, Figure 6's "
+              "fitted curve, Tables 3-6."), ""]
     if not run_dirs:
         lines += [
-            (
-                "Needs runs (`ttslab run ...`, then `ttslab figures RUN_DIR ...`): Figure 3 (Pass@1 histogram), "
-                "Figures 4/5/7 (accuracy vs budget per policy x PRM), Figures 8/9 (per difficulty bin), "
-                "Figure 6's per-PRM points, measured Table 5 and the measured inference FLOPs of Table 4. "
-                "The study published no data for these."
-            ),
+            ("Needs runs (`ttslab run ...`, then `ttslab figures RUN_DIR ...`): Figure 3 (Pass@1 histogram), "
+            "Figures 4/5/7 (accuracy vs budget per policy x PRM), Figures 8/9 (per difficulty bin), "
+            "Figure 6's per-PRM points, measured Table 5 and the measured inference FLOPs of Table 4. "
+            "The study published no data for these."),
             "",
         ]
     path = out / "README.md"
@@ -248,39 +198,43 @@ def _readme(out: Path, entries: list[_Entry], run_dirs: list[str]) -> Path:
     return path
 
 
-def build_figures(run_dirs: list[str], out_dir: str = "paper_figures") -> list[Path]:
-    """Write every figure the reference data and the given runs allow; returns the written paths."""
+def build_figures(run_dirs: list[str], out_dir: str = "paper_figures", command: str | None = None,
+                  check_layout: bool = True) -> list[Path]:
+    """Write every figure the reference data and the given runs allow; returns the written paths.
+
+    check_layout: warn about text that runs off the canvas or overlaps other text (the figure is still written).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    entries = _reference_figures(out)
-    if run_dirs:
-        runs = [Run.load(d) for d in run_dirs]
-        records = [r for run in runs for r in run.records]
-        if not records:
-            raise ValueError(f"build_figures: the run directories {run_dirs} hold no records")
-        problems = len({str(r["problem_id"]) for r in records})
-        budgets = sorted({int(r["budget"]) for r in records})
-        note = f"{len(records)} records, {problems} problems, budgets {budgets}"
-        entries += _run_figures(records, out, note)
-    readme = _readme(out, entries, list(run_dirs))
+    entries = []
+    for entry, fig in figure_entries(list(run_dirs)):
+        for problem in plots.layout_problems(fig) if check_layout else ():
+            print(f"warning: {entry.stem}: {problem}", file=sys.stderr)
+        entry.files = _save(fig, out, entry.stem)
+        entries.append(entry)
+    if command is None:
+        command = "ttslab figures " + " ".join(map(str, run_dirs))
+        command += f" --out {out}" if out.name != "paper_figures" else ""
+    readme = _readme(out, entries, [str(d) for d in run_dirs], command.strip())
     return [p for e in entries for p in e.files] + [readme]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ttslab figures", description=__doc__)
-    parser.add_argument(
-        "run_dirs", nargs="*", metavar="RUN_DIR", help="run directories written by `ttslab run`"
-    )
+    parser.add_argument("run_dirs", nargs="*", metavar="RUN_DIR", help="run directories written by `ttslab run`")
     parser.add_argument("--out", default="paper_figures", help="output directory (default: paper_figures)")
     parser.add_argument("--reference-only", action="store_true",
                         help="only the figures the study's published numbers allow (no runs)")
     args = parser.parse_args(argv)
     run_dirs = args.run_dirs
+    command = None
     if not run_dirs and not args.reference_only:
-        from ttslab.study import study_run_dirs
-
         # the CPU-scale study run shipped with ttslab; relative paths keep paper_figures/README.md portable
-        run_dirs = [os.path.relpath(d) for d in study_run_dirs()]
-    paths = build_figures(run_dirs, args.out)
+        run_dirs = [os.path.relpath(d) for d in study.study_run_dirs()]
+        command = "ttslab figures" + (f" --out {args.out}" if Path(args.out).name != "paper_figures" else "")
+    elif args.reference_only:
+        run_dirs = []
+        command = "ttslab figures --reference-only"
+    paths = build_figures(run_dirs, args.out, command)
     print(f"wrote {len(paths)} files to {args.out}/ (see {args.out}/README.md)")
     return 0

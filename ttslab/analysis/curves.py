@@ -305,7 +305,7 @@ def per_problem_accuracy(
     records: Iterable[dict[str, Any]],
     budgets: Sequence[int] | None = None,
     exact_cap: int = EXACT_CAP,
-    subsets: int = 1000,
+    subsets: int = 200,
     seed: int = 0,
 ) -> pd.DataFrame:
     """Expected correctness per problem (rows) for every (policy, prm, method, rule, budget) (columns).
