@@ -184,7 +184,8 @@ def test_study_policy_configs():
     keys = set(OmegaConf.load(REPO / "conf" / "policy" / "qwen2.5-coder-0.5b-cpu.yaml"))
     for name, (family, tokens) in STUDY_POLICIES.items():
         cfg = OmegaConf.load(REPO / "conf" / "policy" / f"{name}.yaml")
-        assert set(cfg) == keys, name
+        assert set(cfg) == keys | {"kv_layout", "weight_bytes"}, name  # + what `ttslab plan` sizes memory from
+        assert cfg.kv_layout.layers > 0 and cfg.kv_layout.kv_heads > 0 and cfg.weight_bytes in (1, 2)
         assert cfg.name == name and cfg.family == family and cfg.family in FAMILIES
         assert cfg.pretrain_tokens == tokens and cfg.params > 1e8 and cfg.context_length >= 4096
         assert cfg.sglang.tp_size >= 1 and 0 < cfg.sglang.mem_fraction_static < 1

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 DOCUMENTED_ARGS = {
     "--model-path", "--host", "--port", "--tp-size", "--mem-fraction-static", "--random-seed",
     "--enable-deterministic-inference", "--attention-backend", "--context-length", "--schedule-policy",
-    "--enable-metrics", "--enable-cache-report", "--dp-size", "--max-running-requests",
+    "--enable-metrics", "--enable-cache-report", "--dp-size", "--max-running-requests", "--api-key",
 }
 
 POLICY = {"name": "qwen2.5-7b-instruct", "hf_id": "Qwen/Qwen2.5-7B-Instruct",
@@ -128,3 +128,100 @@ def test_bad_role_and_gpus_are_named():
         SGLangEngine.from_config({}, POLICY, "judge", ".")
     with pytest.raises(ValueError, match=r"engine.<role>.gpus=\{\}"):
         sglang_server._gpu_groups({"gpus": {}})
+
+
+# ----- issue 10 (1): the PRM's launch fraction; issue 14 (8): API key per run, port held until bound ----------
+
+PRM = {"name": "rlhflow-8b-deepseek-data", "hf_id": "RLHFlow/Llama3.1-8B-PRM-Deepseek-Data", "params": 8.03e9}
+
+
+def _shared_gpu_launch() -> dict:
+    cfg = _double_launch()
+    cfg["policy"] = {"gpu_share": 0.55}
+    cfg["prm"] = {"gpu_share": 0.35}
+    cfg["launch"]["runtime_reserve_gib"] = 4
+    return cfg
+
+
+def test_prm_server_gets_its_share_of_the_memory_the_policy_left(tmp_path, monkeypatch):
+    # nvidia-smi after the policy server took 0.55 of an 80 GB GPU: 32 GiB free. The PRM's planned 0.35 of
+    # the GPU (28 GiB) is 0.875 of that; the old default launched it at 0.35 of the free memory (11 GiB:
+    # less than an 8B PRM's weights).
+    monkeypatch.setattr(sglang_server.gpu_plan, "measure_gpus", lambda visible: (80.0, 32.0))
+    servers = launch_for_role(_shared_gpu_launch(), PRM, "prm", tmp_path)
+    try:
+        assert "--mem-fraction-static 0.875" in (tmp_path / "logs" / "sglang-prm-0.log").read_text()
+    finally:
+        for s in servers:
+            s.stop()
+
+
+def test_prm_that_cannot_fit_what_the_policy_left_is_refused_before_launch(tmp_path, monkeypatch):
+    from ttslab.errors import ConfigError
+
+    monkeypatch.setattr(sglang_server.gpu_plan, "measure_gpus", lambda visible: (40.0, 5.0))
+    with pytest.raises(ConfigError, match=r"engine.prm.gpu_share=0.35.*5.0 of 40.0 GiB free"):
+        launch_for_role(_shared_gpu_launch(), PRM, "prm", tmp_path)
+    assert not (tmp_path / "logs").exists()  # nothing was started
+
+
+def test_launched_servers_require_the_runs_api_key(tmp_path):
+    import urllib.error
+    import urllib.request
+
+    engine = SGLangEngine.from_config(_double_launch(), POLICY, "policy", tmp_path)
+    try:
+        key = engine.servers[0].api_key
+        assert key and len(key) >= 24 and engine.api_key == key
+        other = launch_for_role(_double_launch(), POLICY, "policy", tmp_path / "other")
+        assert other[0].api_key != key  # a fresh key per run
+        for s in other:
+            s.stop()
+        assert engine.tokenize("ab") == [97, 98]  # the client sends it
+        with pytest.raises(urllib.error.HTTPError, match="401"):
+            urllib.request.urlopen(engine.urls[0] + "/server_info", timeout=5)
+        assert key not in (tmp_path / "logs" / "sglang-policy-0.log").read_text()  # not written to logs
+    finally:
+        engine.close()
+
+
+def test_reserved_port_is_not_handed_out_again_but_the_server_can_bind_it():
+    import socket
+
+    port, holder = sglang_server.reserve_port()
+    try:
+        assert all(sglang_server.free_port() != port for _ in range(200))
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn and SGLang's check do
+        server.bind(("127.0.0.1", port))
+        server.listen()
+        server.close()
+    finally:
+        holder.close()
+
+
+def test_server_that_loses_its_port_is_restarted_on_a_fresh_one(tmp_path, monkeypatch):
+    import socket
+
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()  # someone else's server on the port the launcher picked first
+    taken = squatter.getsockname()[1]
+    real = sglang_server.reserve_port
+    picks = []
+
+    def first_taken(host="127.0.0.1"):
+        picks.append(taken if not picks else None)
+        return (taken, socket.socket()) if picks[-1] else real(host)
+
+    monkeypatch.setattr(sglang_server, "reserve_port", first_taken)
+    try:
+        servers = launch_for_role(_double_launch(), POLICY, "policy", tmp_path)
+        try:
+            assert len(picks) == 3 and servers[0].port != taken  # two GPUs, one retry
+            assert servers[0].running and "Address already in use" in servers[0].log_tail(200)
+        finally:
+            for s in servers:
+                s.stop()
+    finally:
+        squatter.close()

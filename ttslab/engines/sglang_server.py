@@ -5,6 +5,12 @@ run directory. We wait for `GET /health` (SGLang answers 200 once a 1-token gene
 the whole process group on `stop()`, at interpreter exit, on SIGTERM (SLURM's cancel/timeout), and, on
 Linux, when this process dies (PR_SET_PDEATHSIG), so no GPU is left held by an orphaned server.
 
+Each run's servers get a random `--api-key` (the client sends it), so nothing else on the machine can use
+them. The chosen port stays bound here (SO_REUSEADDR, not listening: SGLang/uvicorn can still bind it, the
+kernel hands it to nobody else) until the server is healthy; a server that still loses its port is
+restarted on a fresh one. `--mem-fraction-static` comes from the GPU plan (`ttslab.gpu_plan`): a share of
+the GPU converted to a share of the memory free when this server starts.
+
 SGLang is never imported here: it lives in its own environment (`launch.python`), because its install
 pulls a multi-GB CUDA stack that ttslab does not depend on.
 """
@@ -13,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -25,6 +32,8 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from ttslab import gpu_plan
 
 INSTALL_HINT = (
     "install SGLang in its own environment (it pulls torch and a multi-GB CUDA stack), e.g.\n"
@@ -43,6 +52,24 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def reserve_port(host: str = "127.0.0.1") -> tuple[int, socket.socket]:
+    """A free port and the socket holding it. Bound with SO_REUSEADDR and never listening, so a server
+    that also sets SO_REUSEADDR (uvicorn, SGLang's port check) binds it, while the kernel gives it to no
+    other `bind(port 0)` until the socket is closed."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host, 0))
+    return s.getsockname()[1], s
+
+
+BIND_FAILURES = ("address already in use", "errno 98", "could not bind", "is in use")
+
+
+def lost_its_port(log_text: str) -> bool:
+    text = log_text.lower()
+    return any(s in text for s in BIND_FAILURES)
 
 
 def build_launch_command(
@@ -143,6 +170,8 @@ class SGLangServer:
         env: Mapping[str, str] | None = None,
         startup_timeout_s: float = 1800.0,
         name: str = "sglang",
+        api_key: str | None = None,
+        port_socket: socket.socket | None = None,
     ):
         self.cmd = list(cmd)
         self.port = int(port)
@@ -152,6 +181,8 @@ class SGLangServer:
         self.env = dict(env) if env is not None else None
         self.startup_timeout_s = float(startup_timeout_s)
         self.name = name
+        self.api_key = api_key
+        self._port_socket = port_socket  # released once the server is healthy (or stopped)
         self.proc: subprocess.Popen | None = None
         self._log_file = None
 
@@ -168,7 +199,8 @@ class SGLangServer:
     def spawn(self) -> SGLangServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log_file = open(self.log_path, "ab", buffering=0)
-        self._log_file.write(("$ " + " ".join(self.cmd) + "\n").encode())
+        shown = ["<api key>" if i and self.cmd[i - 1] == "--api-key" else a for i, a in enumerate(self.cmd)]
+        self._log_file.write(("$ " + " ".join(shown) + "\n").encode())
         in_main = threading.current_thread() is threading.main_thread()
         self.proc = subprocess.Popen(
             self.cmd,
@@ -193,7 +225,8 @@ class SGLangServer:
                 )
             try:
                 with urllib.request.urlopen(self.url + "/health", timeout=5) as r:
-                    if r.status == 200:
+                    if r.status == 200 and self._answers_with_our_key():
+                        self.release_port()
                         return
             except (urllib.error.URLError, OSError):
                 pass
@@ -203,6 +236,27 @@ class SGLangServer:
                     f"last lines of {self.log_path}:\n{self.log_tail()}"
                 )
             time.sleep(1.0)
+
+    def _answers_with_our_key(self) -> bool:
+        """/health needs no key; an endpoint that does tells our server from a stranger on the same port."""
+        if not self.api_key:
+            return True
+        req = urllib.request.Request(self.url + "/server_info", headers={"Authorization": f"Bearer {self.api_key}"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status == 200
+        except urllib.error.HTTPError as e:
+            if e.code in (401, 403):
+                raise SGLangLaunchError(f"{self.url} answers, but not to this run's API key: another server holds "
+                                        f"port {self.port}") from None
+            return e.code == 404  # servers without /server_info (the launcher tests' stand-ins)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def release_port(self) -> None:
+        if self._port_socket is not None:
+            self._port_socket.close()
+            self._port_socket = None
 
     def log_tail(self, n: int = 25) -> str:
         try:
@@ -228,6 +282,7 @@ class SGLangServer:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
+        self.release_port()
         _live.discard(self)
 
     @property
@@ -305,49 +360,64 @@ def launch_for_role(
     module = str(launch.get("module") or "sglang.launch_server")
     host = str(launch.get("host") or "127.0.0.1")
     check_importable(python, module)
-    mem = role_cfg.get("mem_fraction_static")
-    if mem is None:
-        mem = sg.get("mem_fraction_static")
     extra = list(sg.get("extra_args") or []) + list(launch.get("extra_args") or [])
     extra += list(role_cfg.get("extra_args") or [])
+    api_key = secrets.token_urlsafe(24) if launch.get("api_key", True) else None
+    retries = int(launch.get("port_retries", 3))
     servers: list[SGLangServer] = []
+
+    def make_server(i: int, gpus: str | None) -> SGLangServer:
+        env = dict(os.environ)
+        env.update({str(k): str(v) for k, v in (launch.get("env") or {}).items()})
+        if gpus is not None:
+            env["CUDA_VISIBLE_DEVICES"] = gpus
+        if launch.get("require_gpu", True):
+            check_gpu_visible(env.get("CUDA_VISIBLE_DEVICES"))
+        mem = gpu_plan.launch_fraction(engine_cfg, model_cfg, role, gpu_plan.measure_gpus(env.get("CUDA_VISIBLE_DEVICES")))
+        port, holder = reserve_port(host)
+        cmd = build_launch_command(
+            python=python,
+            module=module,
+            model_path=str(model_path),
+            host=host,
+            port=port,
+            tp_size=int(sg.get("tp_size") or 1),
+            mem_fraction_static=mem,
+            random_seed=launch.get("random_seed"),
+            deterministic=bool(launch.get("deterministic", True)),
+            attention_backend=launch.get("attention_backend"),
+            context_length=launch.get("context_length"),
+            schedule_policy=launch.get("schedule_policy"),
+            extra_args=extra + (["--api-key", api_key] if api_key else []),
+        )
+        return SGLangServer(
+            cmd,
+            port=port,
+            host=host,
+            log_path=Path(run_dir) / "logs" / f"sglang-{role}-{i}.log",
+            env=env,
+            startup_timeout_s=float(launch.get("startup_timeout_s") or 1800),
+            name=f"SGLang {role} server {i} ({model_path}, GPUs {gpus or env.get('CUDA_VISIBLE_DEVICES', 'all')})",
+            api_key=api_key,
+            port_socket=holder,
+        )
+
     try:
-        for i, gpus in enumerate(_gpu_groups(role_cfg)):
-            env = dict(os.environ)
-            env.update({str(k): str(v) for k, v in (launch.get("env") or {}).items()})
-            if gpus is not None:
-                env["CUDA_VISIBLE_DEVICES"] = gpus
-            if launch.get("require_gpu", True):
-                check_gpu_visible(env.get("CUDA_VISIBLE_DEVICES"))
-            port = free_port(host)
-            cmd = build_launch_command(
-                python=python,
-                module=module,
-                model_path=str(model_path),
-                host=host,
-                port=port,
-                tp_size=int(sg.get("tp_size") or 1),
-                mem_fraction_static=mem,
-                random_seed=launch.get("random_seed"),
-                deterministic=bool(launch.get("deterministic", True)),
-                attention_backend=launch.get("attention_backend"),
-                context_length=launch.get("context_length"),
-                schedule_policy=launch.get("schedule_policy"),
-                extra_args=extra,
-            )
-            log_path = Path(run_dir) / "logs" / f"sglang-{role}-{i}.log"
-            server = SGLangServer(
-                cmd,
-                port=port,
-                host=host,
-                log_path=log_path,
-                env=env,
-                startup_timeout_s=float(launch.get("startup_timeout_s") or 1800),
-                name=f"SGLang {role} server {i} ({model_path}, GPUs {gpus or env.get('CUDA_VISIBLE_DEVICES', 'all')})",
-            )
-            servers.append(server.spawn())  # all start loading weights at once
-        for server in servers:
-            server.wait_healthy()
+        # The policy is planned to start first and the PRM on what it leaves: servers of one role start
+        # together (they sit on different GPUs), roles one after the other (the runner builds them in order).
+        groups = _gpu_groups(role_cfg)
+        for i, gpus in enumerate(groups):
+            servers.append(make_server(i, gpus).spawn())
+        for i, gpus in enumerate(groups):
+            for attempt in range(retries + 1):
+                try:
+                    servers[i].wait_healthy()
+                    break
+                except SGLangLaunchError:
+                    if attempt == retries or not lost_its_port(servers[i].log_tail(60)):
+                        raise
+                    servers[i].stop()  # lost its port between our choice and its bind: a fresh one
+                    servers[i] = make_server(i, gpus).spawn()
     except BaseException:
         for s in servers:
             s.stop()
