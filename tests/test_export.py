@@ -78,6 +78,7 @@ def test_cli_default_path_and_errors(tmp_path, monkeypatch, capsys):
     with pytest.raises(InputError, match="no records.jsonl"):
         export_run(tmp_path / "empty")
     (tmp_path / "bad").mkdir()
-    (tmp_path / "bad" / "records.jsonl").write_text('{"problem_id": 1}\nnot json\n{}\n')
+    first = (RUNS[0] / "records.jsonl").read_text().splitlines()[0]
+    (tmp_path / "bad" / "records.jsonl").write_text(first + "\nnot json\n" + first + "\n")
     with pytest.raises(InputError, match="records.jsonl:2"):
         export_run(tmp_path / "bad")
