@@ -55,35 +55,46 @@ def _column_flags(df: pd.DataFrame, column: str) -> dict[tuple[int, str], str]:
     return {(i, column): f for i, f in enumerate(df["flag"].tolist()) if f}
 
 
+def reference_table(name: str) -> tuple[pd.DataFrame, str, dict[tuple[int, str], str]]:
+    """The study's Table 3, 4, 5 or 6 as printed, ready for `plots.table_figure` / `plots.styled_table`:
+    (table with one row per model, title, {(row, column): flag} of the cells the paper contradicts or
+    leaves without context)."""
+    if name in ("table3", "table6"):
+        df, flags = _wide(reference.load(name))
+        what = ("small policies with compute-optimal TTS vs frontier LLMs with CoT" if name == "table3"
+                else "compute-optimal TTS vs long-CoT methods")
+        return df, f"Table {name[-1]} (the study's published numbers): {what}, accuracy (%)", flags
+    if name == "table4":
+        t4 = reference.table4()
+        t4 = t4.assign(pretraining_flops_recomputed=[flops.pretraining_flops(*flops.PRETRAINING[m][:2])
+                                                     for m in t4["policy_model"]])
+        t4 = t4[["policy_model", "setting", "pretraining_flops", "pretraining_flops_recomputed", "inference_flops",
+                 "total_flops", "flag"]]
+        return (t4, "Table 4 (the study's published numbers) with pre-training recomputed as 6·N·D",
+                _column_flags(t4, "inference_flops"))
+    if name == "table5":
+        t5 = reference.table5()[["policy_model", "cot", "majority", "compute_optimal_tts", "performance_gain_printed",
+                                 "efficiency_gain_printed", "flag"]]
+        title = "Table 5 (the study's published numbers): CoT vs majority vs compute-optimal TTS on MATH-500, accuracy (%)"
+        return t5, title, _column_flags(t5, "compute_optimal_tts")
+    raise KeyError(f"reference_table: {name!r}; expected table3, table4, table5 or table6")
+
+
 def _reference_figures() -> Iterator[tuple[_Entry, plt.Figure]]:
     src = "study's published numbers"
     yield _Entry("fig1_small_vs_large", "Figure 1", src, "flagged bar outlined and starred"), plots.figure1_bars()
     yield (_Entry("fig6_prm_ability_fit", "Figure 6 (fitted curve only)", src,
                   "fit from secondary sources; per-PRM points were not published"), plots.prm_ability_fit())
-    t3, f3 = _wide(reference.table3())
     yield (_Entry("table3_small_vs_frontier", "Table 3", src, "flagged cells shaded"),
-           plots.table_figure(t3, "Table 3 (the study's published numbers): small policies with compute-optimal "
-                                  "TTS vs frontier LLMs with CoT, accuracy (%)", flags=f3))
-    t4 = reference.table4()
-    yield (_Entry("table4_flops", "Table 4 (bars, log scale)", src), plots.flops_bars(t4))
-    t4t = t4.assign(pretraining_flops_recomputed=[flops.pretraining_flops(*flops.PRETRAINING[m][:2])
-                                                  for m in t4["policy_model"]])
-    t4t = t4t[["policy_model", "setting", "pretraining_flops", "pretraining_flops_recomputed", "inference_flops",
-               "total_flops", "flag"]]
+           plots.table_figure(*reference_table("table3")))
+    yield (_Entry("table4_flops", "Table 4 (bars, log scale)", src), plots.flops_bars(reference.table4()))
     yield (_Entry("table4_flops_table", "Table 4", src, "pre-training recomputed as 6·N·D; flagged cells shaded"),
-           plots.table_figure(t4t, "Table 4 (the study's published numbers) with pre-training recomputed as 6·N·D",
-                              flags=_column_flags(t4t, "inference_flops"),
+           plots.table_figure(*reference_table("table4"),
                               note="6·N·D: nominal parameters × public pre-training tokens (3B/9T, 405B/15T, "
                                    "7B/18T, 671B/14.8T)."))
-    t5 = reference.table5()[["policy_model", "cot", "majority", "compute_optimal_tts", "performance_gain_printed",
-                             "efficiency_gain_printed", "flag"]]
     yield (_Entry("table5_compute_optimal", "Table 5", src, "flagged cells shaded"),
-           plots.table_figure(t5, "Table 5 (the study's published numbers): CoT vs majority vs compute-optimal "
-                                  "TTS on MATH-500, accuracy (%)", flags=_column_flags(t5, "compute_optimal_tts")))
-    t6, f6 = _wide(reference.table6())
-    yield (_Entry("table6_long_cot", "Table 6", src, "flagged cells shaded"),
-           plots.table_figure(t6, "Table 6 (the study's published numbers): compute-optimal TTS vs long-CoT "
-                                  "methods, accuracy (%)", flags=f6))
+           plots.table_figure(*reference_table("table5")))
+    yield (_Entry("table6_long_cot", "Table 6", src, "flagged cells shaded"), plots.table_figure(*reference_table("table6")))
 
 
 def _interpolation() -> str:
