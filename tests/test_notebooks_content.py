@@ -75,7 +75,7 @@ def test_relative_links_resolve(path):
             assert resolved.exists(), f"{path.name}: dead link {target}"
             if anchor:
                 headings = {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-")
-                            for h in re.findall(r"^#+ (.+)$", resolved.read_text(), flags=re.M)}
+                            for h in re.findall(r"^#+ (.+)$", resolved.read_text(), flags=re.MULTILINE)}
                 assert anchor in headings, f"{path.name}: no heading for #{anchor} in {file}"
 
 
