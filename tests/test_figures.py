@@ -172,3 +172,14 @@ def test_figures_from_a_tiny_run(tmp_path):
     readme = (out / "README.md").read_text()
     assert str(run) in readme and "6 problems" in readme and "Needs runs" not in readme
 
+
+
+def test_notebook_only_figures_have_a_clean_layout():
+    """The figures notebooks draw beyond `ttslab figures`: notebook 06's comparison and notebook 01's trees."""
+    records = study.load_records(None)
+    side = study.ours_vs_study(records)
+    tree = next(r for r in records if r["method"] == "beam_search" and r.get("tree"))
+    for fig in (plots.ours_vs_study(side, title="study vs ours", caption=plots.run_caption(records)),
+                plots.draw_search_tree(tree)):
+        assert plots.layout_problems(fig) == []
+        plt.close(fig)
