@@ -77,3 +77,23 @@ def test_next_token_logprobs_match_a_cold_evaluation(engine):
 def test_bad_token_ids_are_refused(engine):
     with pytest.raises(ValueError, match="outside the vocabulary"):
         engine.next_token_logprobs(["x"], [10**9])
+
+
+def test_token_logprobs_are_the_temperature_one_log_softmax(engine):
+    """Completion.token_logprobs[i] = log p(token_ids[i] | prompt + token_ids[:i]) under the raw logits,
+    whatever temperature sampled it: checked against next_token_logprobs on the same prefix, which
+    reads the same distribution through a different code path."""
+    p = prompt()
+    (out,) = engine.generate([GenerationRequest(p, SamplingParams(temperature=0.7, max_tokens=24, seed=5))])
+    assert len(out.token_logprobs) == len(out.token_ids) == 24
+    assert all(lp <= 0.0 for lp in out.token_logprobs)
+    base, checked = engine.tokenize(p), 0
+    for k in (0, 4, 8, 16):
+        text = p + b"".join(engine._piece(t) for t in out.token_ids[:k]).decode("utf-8", errors="strict")
+        if engine.tokenize(text) != base + out.token_ids[:k]:
+            continue  # the prefix would re-tokenize differently: not the same condition
+        ref = engine.next_token_logprobs([text], [out.token_ids[k]])[0].logprobs[out.token_ids[k]]
+        # different batch shapes take different quantised-matmul paths: equal to a few hundredths
+        assert abs(ref - out.token_logprobs[k]) < 0.15, (k, ref, out.token_logprobs[k])
+        checked += 1
+    assert checked >= 2

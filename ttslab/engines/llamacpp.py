@@ -7,7 +7,8 @@ One llama context holds `max_sequences` KV sequences ("slots"). For a batch of r
   2. requests with the same prompt fork the prefilled slot (`seq_cp`) and sample their first token from
      the same logits row;
   3. all live sequences then advance together: one `llama_decode` per token position carries one token
-     per sequence, each with its own sampler chain and seed.
+     per sequence, each with its own sampler and seed (`sampling.py`: numpy over the logits rows, which
+     also records each sampled token's log-probability).
 A sequence stops on a stop string (finish "step", the string kept in the text), on an end-of-generation
 token ("eos"), or at max_tokens / its slot's capacity ("length").
 
@@ -26,6 +27,7 @@ from typing import Sequence
 import numpy as np
 
 from ttslab.engines.base import Completion, GenerationRequest, SamplingParams, TokenScores, TokenUsage
+from ttslab.engines.sampling import RowSampler, TokenSampler
 from ttslab.models import resolve
 
 
@@ -89,10 +91,11 @@ class _Live:
     index: int  # request index
     slot: int
     params: SamplingParams
-    sampler: object
+    sampler: TokenSampler
     stop: list[bytes]
     out: bytearray = field(default_factory=bytearray)
     tokens: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)  # of each sampled token, temperature-1 softmax
     pending: int = -1  # sampled, not yet decoded
     finish: str | None = None
     cut: int | None = None  # byte length of the text kept (after a stop string)
@@ -143,6 +146,8 @@ class LlamaCppEngine:
         self.batch = ll.llama_batch_init(n_batch, 0, 1)
         self.slots = [_Slot() for _ in range(max_sequences)]
         self._clock = 0
+        self._sampling = RowSampler(self.n_vocab, threads=min(threads, 2))
+        self._pieces: dict[int, bytes] = {}
         self._closed = False
 
     # ---------------------------------------------------------------- tokens
@@ -156,12 +161,15 @@ class LlamaCppEngine:
         return list(buf[:n])
 
     def _piece(self, token: int) -> bytes:
-        buf = ctypes.create_string_buffer(64)
-        n = self._ll.llama_token_to_piece(self.vocab, token, buf, 64, 0, False)
-        if n < 0:
-            buf = ctypes.create_string_buffer(-n)
-            n = self._ll.llama_token_to_piece(self.vocab, token, buf, -n, 0, False)
-        return buf.raw[:n]
+        piece = self._pieces.get(token)
+        if piece is None:
+            buf = ctypes.create_string_buffer(64)
+            n = self._ll.llama_token_to_piece(self.vocab, token, buf, 64, 0, False)
+            if n < 0:
+                buf = ctypes.create_string_buffer(-n)
+                n = self._ll.llama_token_to_piece(self.vocab, token, buf, -n, 0, False)
+            piece = self._pieces[token] = buf.raw[:n]
+        return piece
 
     # ---------------------------------------------------------------- KV bookkeeping
     def _decode(self, items: Sequence[tuple[int, int, int, bool]]) -> None:
@@ -286,19 +294,21 @@ class LlamaCppEngine:
                 self.slots[s] = _Slot()
 
     # ---------------------------------------------------------------- sampling
-    def _sampler(self, p: SamplingParams):
-        ll = self._ll
-        chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
-        if p.temperature <= 0:
-            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_greedy())
-            return chain
-        if p.top_k and p.top_k > 0:
-            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_top_k(p.top_k))
-        if p.top_p < 1.0:
-            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_top_p(p.top_p, 1))
-        ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_temp(p.temperature))
-        ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_dist(p.seed & 0xFFFFFFFF))
-        return chain
+    def _sampler(self, p: SamplingParams) -> TokenSampler:
+        return TokenSampler(p)
+
+    def _logits_rows(self, first: int, n: int) -> list[np.ndarray]:
+        """Views of the logits of batch rows first..first+n-1 of the last decode (each with logits on),
+        valid until the next decode: one array over llama.cpp's output buffer when the rows lie in it
+        back to back (the usual case), else one view per row."""
+        ll, V = self._ll, self.n_vocab
+        head = ll.llama_get_logits_ith(self.ctx, first)
+        if n > 1:
+            tail = ll.llama_get_logits_ith(self.ctx, first + n - 1)
+            addr = ctypes.cast(head, ctypes.c_void_p).value or 0
+            if (ctypes.cast(tail, ctypes.c_void_p).value or 0) - addr != (n - 1) * V * ctypes.sizeof(ctypes.c_float):
+                return [np.ctypeslib.as_array(ll.llama_get_logits_ith(self.ctx, first + i), shape=(V,)) for i in range(n)]
+        return list(np.ctypeslib.as_array(head, shape=(n, V)))
 
     def _take(self, live: _Live, token: int) -> None:
         """Record a sampled token; decide whether the sequence stops."""
@@ -319,15 +329,13 @@ class LlamaCppEngine:
         live.pending = token
 
     def _completion(self, live: _Live) -> Completion:
-        self._ll.llama_sampler_free(live.sampler)
         live.usage.completion_tokens = len(live.tokens)
         data = bytes(live.out[: live.cut] if live.cut is not None else live.out)
-        return Completion(data.decode("utf-8", errors="replace"), live.finish, live.usage, live.tokens)
+        return Completion(data.decode("utf-8", errors="replace"), live.finish, live.usage, live.tokens, live.logprobs)
 
     # ---------------------------------------------------------------- public API
     def generate(self, requests: Sequence[GenerationRequest]) -> list[Completion]:
         """Continuous batching: a sequence that finishes frees its slot for the next queued request."""
-        ll = self._ll
         results: list[Completion | None] = [None] * len(requests)
         tokens = {r.prompt: None for r in requests}
         for prompt in tokens:
@@ -353,12 +361,17 @@ class LlamaCppEngine:
 
             def on_ready(k: int, lead: int, cached: int, row: int) -> None:
                 n_prompt = len(self.slots[lead].tokens)
+                lives = []
                 for m, i in enumerate(groups[k]):
                     slot = lead if m == 0 else self._fork(lead, reserved)
                     p = requests[i].params
-                    live = _Live(i, slot, p, self._sampler(p), [s.encode() for s in p.stop],
-                                 usage=TokenUsage(n_prompt, cached if m == 0 else n_prompt, 0))
-                    self._take(live, ll.llama_sampler_sample(live.sampler, self.ctx, row))
+                    lives.append(_Live(i, slot, p, self._sampler(p), [s.encode() for s in p.stop],
+                                       usage=TokenUsage(n_prompt, cached if m == 0 else n_prompt, 0)))
+                logits = self._logits_rows(row, 1)  # every request of the group samples from this row
+                firsts, lps = self._sampling.sample(logits * len(lives), [lv.sampler for lv in lives])
+                for live, tok, lp in zip(lives, firsts, lps):
+                    live.logprobs.append(lp)
+                    self._take(live, tok)
                     if live.finish:
                         results[i] = self._completion(live)
                     else:
@@ -374,9 +387,11 @@ class LlamaCppEngine:
                 rows.append((lv.pending, len(sl.tokens), lv.slot, True))
                 sl.tokens.append(lv.pending)
             self._decode(rows)
+            toks, lps = self._sampling.sample(self._logits_rows(0, len(rows)), [lv.sampler for lv in active])
             still = []
-            for row, lv in enumerate(active):
-                self._take(lv, ll.llama_sampler_sample(lv.sampler, self.ctx, row))
+            for lv, tok, lp in zip(active, toks, lps):
+                lv.logprobs.append(lp)
+                self._take(lv, tok)
                 if lv.finish:
                     results[lv.index] = self._completion(lv)
                 else:
@@ -426,6 +441,7 @@ class LlamaCppEngine:
             return
         self._closed = True
         ll = self._ll
+        self._sampling.close()
         ll.llama_batch_free(self.batch)
         ll.llama_free(self.ctx)
         _release_model(ll, self.path)
