@@ -618,7 +618,7 @@ def table_figure(
     head = [_wrap_label(names.get(c, str(c).replace("_", " ")), 16) for c in shown.columns]
     text = shown.map(cell_text)
     first_text_col = shown.columns[0]
-    if shown[first_text_col].dtype == object:  # group-like first column: print on change only
+    if not pd.api.types.is_numeric_dtype(shown[first_text_col]) and len(shown.columns) > 2:  # a group column: print on change
         col = text[first_text_col]
         text[first_text_col] = [v if i == 0 or v != col.iloc[i - 1] else "" for i, v in enumerate(col)]
     marks: dict[str, int] = {}
