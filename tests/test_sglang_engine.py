@@ -70,7 +70,7 @@ def test_children_share_one_request_and_report_cached_tokens(client, double):
             for s in (11, 12, 13)]
     out = client.generate(reqs)
     assert len(double.bodies) == n_before + 1  # all children of one parent in one /generate request
-    assert len(double.bodies[-1]["text"]) == 3
+    assert len(double.bodies[-1]["input_ids"]) == 3
     assert all(c.usage.prompt_tokens > 0 for c in out)
     # the first child prefills (from whatever the cache holds); its siblings reuse the prompt
     assert all(c.usage.cached_tokens >= c.usage.prompt_tokens - 1 for c in out[1:])
@@ -123,7 +123,8 @@ def test_sharding_sends_each_problem_to_one_server(cpu_engine):
             client.next_token_logprobs([r.prompt for r in reqs[::2]], [15], affinity=problems)
             for i, p in enumerate(problems):
                 prompt = reqs[2 * i].prompt
-                where = {k for k, d in enumerate((d0, d1)) for b in d.bodies if prompt in b["text"]}
+                where = {k for k, d in enumerate((d0, d1)) for b in d.bodies
+                         if prompt in [d._texts[tuple(ids)] for ids in b["input_ids"]]}
                 assert where == {shard_index(p, 2)}, p
         finally:
             client.close()
