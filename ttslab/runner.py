@@ -38,7 +38,7 @@ from ttslab.config import (
 from ttslab.errors import ConfigError, InputError
 from ttslab.grading import Grader, extract_answer
 from ttslab.problems import Problem, load_problems, shard
-from ttslab.results import CONFIG, RecordWriter, read_records, record_key
+from ttslab.results import CONFIG, RecordWriter, check_records, lock_run_dir, read_records, record_key
 from ttslab.search.loop import Task, make_task, run_tasks
 from ttslab.search.selection import select_all
 from ttslab.summary import write_summary
@@ -109,8 +109,6 @@ def preflight(cfg: DictConfig) -> Plan:
     _check_writable(run_dir)
     identity = run_identity(cfg, specs, hashes)
     if run_dir.exists():
-        from ttslab.results import check_records
-
         check_identity(run_dir, identity)
         check_records(run_dir)
         check_record_settings(read_records(run_dir), specs, run_dir)
@@ -198,8 +196,6 @@ def _build_engines(plan: Plan):
 def execute(plan: Plan) -> Path:
     """Generate, score, grade and record every (problem, method, budget) the plan still lacks."""
     from tqdm.auto import tqdm
-
-    from ttslab.results import lock_run_dir
 
     cfg, run_dir = plan.cfg, plan.run_dir
     created = not run_dir.exists()
