@@ -60,7 +60,7 @@ def test_final_answer_sentence_matches_the_study_regex():
     """The linear scan finds exactly what the study's lazy regex found, on random token soups."""
     from ttslab.grading import _final_answer_sentence
 
-    study = re.compile(r"final answer is:?\s*\$(.+?)\$\.? I hope", flags=re.S)
+    study = re.compile(r"final answer is:?\s*\$(.+?)\$\.? I hope", flags=re.DOTALL)
     tokens = ["final answer is", ":", " ", "$", ".", " I hope", "x", "\n", "I hope"]
     rng = random.Random(0)
     for _ in range(20_000):
@@ -138,7 +138,7 @@ def test_a_hanging_check_times_out_and_counts_as_wrong():
         assert g.equivalent_many([("1", "1"), ("2", "2")]) == [False, False]
         assert time.perf_counter() - start < 15
         assert g.timeouts >= 1
-        keys, correct = g.grade("1", ["2"])
+        _, correct = g.grade("1", ["2"])
         assert correct == [False]
         assert g.last_report["timed_out"] == 1 and g.last_report["checks"] == 1
     finally:
@@ -162,7 +162,7 @@ def test_a_problem_grading_budget_bounds_its_checks():
         assert sum(correct) == rep["checks"]  # slow_true says equivalent to whatever it checks
         assert elapsed < 2.5 + 3.0
         # cut checks are not cached as wrong: the next problem re-checks them
-        keys, correct = g.grade("g", ["e"])
+        _, correct = g.grade("g", ["e"])
         assert correct == [True] and g.last_report == {**g.last_report, "checks": 1, "budget_exhausted": False}
 
 

@@ -161,12 +161,13 @@ def file_sha256(path: Path) -> str:
     return actual
 
 
-def _check_magic(path: Path, what: str) -> None:
+def _check_magic(path: Path, spec: str) -> None:
     with path.open("rb") as f:
         head = f.read(4)
     if head != GGUF_MAGIC:
-        raise ModelError(f"{what}: {path} is not a GGUF file (it starts with {head!r}, not {GGUF_MAGIC!r}); "
-                         "expected a .gguf model file")
+        where = "" if spec == str(path) else f" (spec {spec!r})"
+        raise ModelError(f"model file {path}{where} is not a GGUF file (it starts with {head!r}, not "
+                         f"{GGUF_MAGIC!r}); expected a .gguf model file")
 
 
 def _part_path(package: str, filename: str, model: str, extra: str) -> Path:
