@@ -84,3 +84,29 @@ def test_no_claims_the_study_does_not_support(path):
     text = " ".join(" ".join(c.source for c in _cells(path)).lower().split())
     for phrase in UNSUPPORTED:
         assert phrase not in text, f"{path.name}: {phrase!r}"
+
+
+def test_exercise_commands_compose_and_select_problems():
+    """Every `ttslab run ...` and `OVERRIDES = [...]` of an exercise composes and validates against conf/,
+    and on the bundled set (no download) selects the problems it names."""
+    import ast
+    import shlex
+
+    from ttslab.config import compose, validate
+    from ttslab.problems import load_problems
+
+    checked = 0
+    for path in NOTEBOOKS:
+        text = "\n".join(c.source for c in _cells(path) if c.cell_type == "markdown")
+        runs = [shlex.split(cmd)[2:] for cmd in re.findall(r"`(ttslab run [^`]+)`", text)]
+        runs += [["experiment=quickstart", *ast.literal_eval(lst)] for lst in re.findall(r"`OVERRIDES = (\[[^`]+\])`", text)]
+        for overrides in runs:
+            cfg = compose(overrides)
+            validate(cfg)
+            ds = cfg.dataset
+            if ds.path == "bundled":
+                assert load_problems(ds.path, ds.format, ds.split, ds.limit, ds.ids, ds.levels), (path.name, overrides)
+            else:  # a hub dataset (not downloaded here): at least no bundled ids sent to it
+                assert not any(str(i).startswith("bundled-") for i in ds.ids or []), (path.name, overrides)
+            checked += 1
+    assert checked >= 6
