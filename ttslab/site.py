@@ -70,10 +70,16 @@ SPHINX_CONFIG = {
     "html_context": {"default_mode": "auto"},  # the theme logs a console error on a first visit without it
     "html_static_path": ["_static"],
     "html_favicon": "_static/favicon.svg",  # without an icon browsers ask for /favicon.ico: a 404
+    "html_css_files": ["ttslab.css"],
     "html_show_sourcelink": False,
 }
 FAVICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" '
            'fill="#1f4e79"/><path d="M3 12 L6 7 L9 9 L13 3" stroke="#fff" stroke-width="1.8" fill="none"/></svg>')
+
+# the notebooks' result tables are wide: let the article use the page width instead of the theme's ~45 em
+CSS = """.bd-page-width { max-width: 96rem; }
+.bd-main .bd-content .bd-article-container { max-width: 100%; }
+"""
 
 
 # ---------------------------------------------------------------------------------------------------- build
@@ -193,6 +199,7 @@ def stage(src: Path, executed: dict[str, Path], repo: Path = REPO) -> None:
 
     put("conf.py", "".join(f"{k} = {v!r}\n" for k, v in SPHINX_CONFIG.items()).encode())
     put("_static/favicon.svg", FAVICON.encode())
+    put("_static/ttslab.css", CSS.encode())
     stems = [Path(n).stem for n in executed]
     index = rewrite_readme((repo / "README.md").read_text(encoding="utf-8"), stems)
     toc = ["", "```{toctree}", ":caption: Notebooks", ":maxdepth: 1", "", *[f"notebooks/{s}" for s in stems],
