@@ -190,8 +190,10 @@ def test_hub_specs_take_a_revision_and_a_pin():
 
 
 def test_hub_spec_without_hub_access_gives_a_clear_error(monkeypatch, tmp_path):
-    pytest.importorskip("huggingface_hub", reason="huggingface_hub is installed with datasets")
+    hub = pytest.importorskip("huggingface_hub", reason="huggingface_hub is installed with datasets")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # read at import time, and another test may have imported the library already: no 40 s of retries
+    monkeypatch.setattr(hub.constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     with pytest.raises(ModelError, match="could not download"):
         resolve("hf:Qwen/Qwen2.5-0.5B-Instruct-GGUF/qwen2.5-0.5b-instruct-q4_k_m.gguf")
