@@ -79,12 +79,9 @@ if model.generation_config is not None:
 # Give the tokenizer Llama-3's habit of prepending its BOS when special tokens are added (what /generate
 # does with `text`), so the tier can check that ttslab's prompts, which carry the BOS text, reach the
 # model with exactly one BOS. ttslab itself never asks for added special tokens.
-from tokenizers import processors
-bos = tok.bos_token or "<|endoftext|>"
-bos_id = tok.convert_tokens_to_ids(bos)
-tok.bos_token = bos
-tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
-    single=f"{bos}:0 $A:0", pair=f"{bos}:0 $A:0 $B:1", special_tokens=[(bos, bos_id)])
+tok.bos_token = tok.bos_token or "<|endoftext|>"
+bos_id = tok.convert_tokens_to_ids(tok.bos_token)
+tok.add_bos_token = True  # rebuilds the post-processor; saved in tokenizer_config.json
 tok.save_pretrained(out)
 check = AutoTokenizer.from_pretrained(out)
 assert check("hi")["input_ids"][0] == bos_id and check("hi", add_special_tokens=False)["input_ids"][0] != bos_id, \
