@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+# No test has hub access: without this, huggingface_hub retries for ~20 s before it says so.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 REQUIRE_ALL = os.environ.get("TTSLAB_REQUIRE_ALL") == "1"

@@ -317,7 +317,7 @@ def uses_prm(cfg: DictConfig, specs: list[list[MethodSpec]]) -> bool:
 
 def validate(cfg: DictConfig) -> list[list[MethodSpec]]:
     """Every check that needs no model and no file content; returns the method specs."""
-    from ttslab.rewards import PRM_TYPES
+    from ttslab.rewards import ENGINE_PRM_TYPES, PRM_TYPES
 
     specs = method_specs(cfg)
     if cfg.prm.type not in PRM_TYPES:
@@ -340,7 +340,7 @@ def validate(cfg: DictConfig) -> list[list[MethodSpec]]:
         if not cfg.policy.model:
             raise ConfigError(f"policy {cfg.policy.name!r} has no GGUF model (policy.model is null), so it cannot "
                               "run on engine=llamacpp: use engine=sglang, or set policy.model to a .gguf path")
-        if uses_prm(cfg, specs) and cfg.prm.type in ("logprob", "judge") and not cfg.prm.model:
+        if uses_prm(cfg, specs) and cfg.prm.type in ENGINE_PRM_TYPES and not cfg.prm.model:
             raise ConfigError(f"prm {cfg.prm.name!r} has no model (prm.model is null) for engine=llamacpp")
     return specs
 

@@ -37,7 +37,9 @@ from ttslab.config import (
 )
 from ttslab.errors import ConfigError, InputError
 from ttslab.grading import Grader, extract_answer
+from ttslab.models import model_sha256
 from ttslab.problems import Problem, load_problems, shard
+from ttslab.rewards import ENGINE_PRM_TYPES
 from ttslab.results import CONFIG, RecordWriter, check_records, lock_run_dir, read_records, record_key
 from ttslab.search.loop import Task, make_task, run_tasks
 from ttslab.search.selection import select_all
@@ -54,16 +56,6 @@ class Plan:
     use_prm: bool
     run_dir: Path
     identity: dict[str, Any]
-
-
-def _model_sha256(spec: str) -> str | None:
-    """The sha256 a GGUF spec is pinned to (embedded models and `path#sha256=`), verifying the file."""
-    from ttslab.models import EMBEDDED, resolve
-
-    resolve(spec)  # refuses a missing or corrupt file before anything else runs
-    if spec.startswith("embedded:"):
-        return EMBEDDED[spec.split(":", 1)[1]].sha256
-    return spec.partition("#sha256=")[2] or None
 
 
 def _check_dependencies(cfg: DictConfig, use_prm: bool) -> None:
@@ -102,9 +94,9 @@ def preflight(cfg: DictConfig) -> Plan:
     _check_dependencies(cfg, use_prm)
     hashes: dict[str, str | None] = {}
     if cfg.engine.name == "llamacpp":  # a missing or corrupt model file fails here, not after loading
-        hashes["policy"] = _model_sha256(cfg.policy.model)
-        if use_prm and cfg.prm.get("model") and cfg.prm.type in ("logprob", "judge"):
-            hashes["prm"] = _model_sha256(cfg.prm.model)
+        hashes["policy"] = model_sha256(cfg.policy.model)
+        if use_prm and cfg.prm.get("model") and cfg.prm.type in ENGINE_PRM_TYPES:
+            hashes["prm"] = model_sha256(cfg.prm.model)
     run_dir = Path(cfg.run_dir)
     _check_writable(run_dir)
     identity = run_identity(cfg, specs, hashes)

@@ -21,7 +21,7 @@ from ttslab.engines.base import Engine
 from ttslab.rewards.base import RewardModel, ScoreRequest, StepScores
 from ttslab.rewards.logprob import LogprobPRM
 
-__all__ = ["BUILDERS", "PRM_TYPES", "LogprobPRM", "RewardModel", "ScoreRequest", "StepScores", "build_reward_model"]
+__all__ = ["BUILDERS", "ENGINE_PRM_TYPES", "PRM_TYPES", "LogprobPRM", "RewardModel", "ScoreRequest", "StepScores", "build_reward_model"]
 
 
 def _plain(cfg: Any) -> dict[str, Any]:
@@ -131,6 +131,9 @@ BUILDERS: dict[str, Callable[[dict[str, Any], Any], RewardModel | None]] = {
     "none": lambda cfg, engine_factory: None,
 }
 PRM_TYPES = tuple(BUILDERS)
+# types whose `model` is a model spec the run's engine serves (a GGUF file on engine=llamacpp): checked
+# and hashed before anything loads; classifier PRMs load with transformers instead
+ENGINE_PRM_TYPES = frozenset({"logprob", "judge", "confidence", "probe"})
 
 
 def build_reward_model(
