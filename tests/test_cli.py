@@ -37,6 +37,8 @@ BAD_INPUTS = [
     (["run", "method.temperature=-1"], "method.temperature=-1.0: expected a number in [0, 10]"),
     (["run", "dataset.path=/nonexistent/problems.jsonl"], "/nonexistent/problems.jsonl"),
     (["run", "run_dir=/proc/ttslab-run"], "is not a writable directory"),
+    (["run", "experiment=fig7_qwen_sizes", "dataset=bundled", "engine.gpu.type=A100-40", "engine.gpu.count=1"],
+     "PRM qwen2.5-math-prm-72b (135.4 GiB of bf16 weights"),
     (["summary"], "the following arguments are required: RUN_DIR"),
     (["summary", "/nonexistent/run"], "/nonexistent/run"),
     (["merge", "out-only"], "the following arguments are required: SHARD_DIR"),

@@ -97,6 +97,10 @@ def preflight(cfg: DictConfig) -> Plan:
         hashes["policy"] = model_sha256(cfg.policy.model)
         if use_prm and cfg.prm.get("model") and cfg.prm.type in ENGINE_PRM_TYPES:
             hashes["prm"] = model_sha256(cfg.prm.model)
+    elif cfg.engine.name == "sglang":  # a placement that cannot fit the GPUs is refused before launching
+        from ttslab.gpu_plan import check_placement
+
+        check_placement(cfg)
     run_dir = Path(cfg.run_dir)
     _check_writable(run_dir)
     identity = run_identity(cfg, specs, hashes)
