@@ -238,6 +238,8 @@ def _problems(ds: Mapping[str, Any]) -> int:
         n = sum(1 for line in path.open() if line.strip())
     elif str(ds.get("path")) in KNOWN_DATASET_SIZES:
         n = KNOWN_DATASET_SIZES[str(ds.get("path"))]
+    elif ds.get("limit"):
+        return int(ds["limit"])
     else:
         raise ConfigError(f"dataset.path={ds.get('path')!r}: `ttslab plan` cannot count its problems; pass a "
                           f"local .jsonl file or dataset.limit")
