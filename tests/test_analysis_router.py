@@ -97,3 +97,14 @@ def test_router_accuracy_is_averaged_over_sample_orders():
     # hypergeometric: P(at least 2 of 3 draws among the 10 gold) = (C(10,2)*6 + C(10,3)) / C(16,3)
     assert float(exact.iloc[0]) == pytest.approx((45 * 6 + 120) / 560)
     assert data.correct[0, :, a].mean() == pytest.approx(float(exact.iloc[0]), abs=0.02)
+
+
+def test_unusable_says_why_records_cannot_be_routed():
+    recs = known_policy_records(4)
+    assert router.unusable(recs) == ""
+    no_probe = [r for r in recs if not (r["method"] == "best_of_n" and r["budget"] == 4)]
+    assert "N = 4" in router.unusable(no_probe)
+    uneven = [r for r in recs if not (r["problem_id"] == "p01" and r["method"] == "dvts")]
+    assert "same (method, budget)" in router.unusable(uneven)
+    with pytest.raises(ValueError, match="probe"):
+        router.router_data(no_probe)

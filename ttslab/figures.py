@@ -160,6 +160,13 @@ def _run_figures(records: list[dict], note: str) -> Iterator[tuple[_Entry, plt.F
                plots.accuracy_vs_flops(study.accuracy_vs_flops(recs),
                                        title=f"Accuracy vs inference FLOPs per problem on {dataset} (95% CI)",
                                        caption=caption))
+        if not study.adaptive_compute_unusable(recs):
+            adaptive, _ = study.adaptive_compute(recs)
+            yield (_Entry(f"adaptive_compute_{tag}", "none (extension): compute-optimal TTS without gold answers",
+                          "runs", note + "; leave-one-out cross-validation, 95% bootstrap CI over problems"),
+                   plots.plot_adaptive_compute(adaptive, title=f"Accuracy vs compute on {dataset}: fixed strategies, "
+                                               "oracle-bin compute-optimal, router without gold answers (95% CI)",
+                                               caption=caption))
 
 
 def figure_entries(run_dirs: list[str]) -> Iterator[tuple[_Entry, plt.Figure]]:

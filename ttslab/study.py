@@ -468,6 +468,13 @@ def adaptive_compute(records: Iterable[dict[str, Any]], probe: int = 4, **kw) ->
     return router.policy_table(records, probe=probe, **kw)
 
 
+def adaptive_compute_unusable(records: Iterable[dict[str, Any]], probe: int = 4) -> str:
+    """Why `adaptive_compute` cannot run on these records ("" if it can); see router.unusable."""
+    from ttslab.analysis import router
+
+    return router.unusable(records, probe)
+
+
 def adaptive_compute_table(table: pd.DataFrame) -> pd.DataFrame:
     """The policy table formatted for reading: accuracy [95% CI], tokens and FLOPs per problem [95% CI]."""
     def ci(c, digits):

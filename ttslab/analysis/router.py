@@ -102,6 +102,26 @@ def _one_group(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return recs
 
 
+def unusable(records: Iterable[dict[str, Any]], probe: int = 4) -> str:
+    """Why these records cannot be routed ("" if they can): the router needs, for every problem, one
+    (policy, PRM) pair, Best-of-N records at N = probe (the probe's measured cost) and above it, and
+    every search record the other problems have."""
+    recs = list(records)
+    groups = {(r.get("policy"), r.get("prm")) for r in recs if r["method"] != "cot"}
+    if len(groups) != 1 or not all(p for _, p in groups):
+        return "the records need exactly one (policy, PRM) pair with a verifier"
+    have: dict[str, set] = {}
+    for r in recs:
+        if r["method"] != "cot":
+            have.setdefault(str(r["problem_id"]), set()).add((r["method"], int(r["budget"])))
+    if not any(("best_of_n", probe) in h for h in have.values()):
+        return f"no Best-of-N record at N = {probe} (the probe)"
+    union = set().union(*have.values())
+    if any(h != union for h in have.values()):
+        return "not every problem has the same (method, budget) records"
+    return ""
+
+
 def router_data(
     records: Iterable[dict[str, Any]], probe: int = 4, orders: int = 128, seed: int = 0, scoring: str = "prm_last"
 ) -> RouterData:
