@@ -80,6 +80,10 @@ def _hydra_main(argv: list[str]) -> int:
             raise SystemExit(_fail(e)) from None
 
     flags, overrides = _split_hydra_args(argv)
+    if not set(flags) & {"-m", "--multirun", "-sc", "--shell-completion", "--hydra-help"}:
+        from ttslab.config import compose
+
+        compose(overrides)  # a bad override fails here as one line, before Hydra's own report
     sys.argv = [sys.argv[0], *single_method_overrides(overrides), *flags]  # argparse: positionals first
     try:
         job()
