@@ -130,3 +130,15 @@ def test_an_installed_wheel_composes_every_preset_from_any_directory(tmp_path):
         assert res.returncode == 0, res.stderr[-2000:]
         assert str(site) in res.stderr  # the installed copy, not the checkout
         assert "run_name:" in res.stdout
+
+
+def test_an_override_changes_one_thing_of_the_quickstart(capsys):
+    code, out, _ = cli(capsys, "run", "dataset=math500", "dataset.limit=20", "--cfg", "job")
+    assert code == 0 and "ids: null" in out and "HuggingFaceH4/MATH-500" in out and "- name: dvts" in out
+    code, out, _ = cli(capsys, "run", "run_dir=runs/x", "--cfg", "job")
+    assert code == 0 and "run_dir: runs/x" in out and "- bundled-22" in out and "- name: beam_search" in out
+
+
+def test_a_bad_override_with_cfg_is_one_line_too(capsys):
+    code, _, err = cli(capsys, "run", "method=foo", "--cfg", "job")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Could not find 'method/foo'" in err
