@@ -227,21 +227,6 @@ def winners_by_difficulty(by_bin: pd.DataFrame) -> pd.DataFrame:
 # --------------------------------------------------------------------------- FLOPs (nb 04)
 
 
-def table4_recomputed() -> pd.DataFrame:
-    """The study's Table 4 with pre-training recomputed as 6·N·D and the large/small ratio per block."""
-    t = reference.table4()
-    t = t.assign(
-        params=[flops.PRETRAINING[m][0] for m in t["policy_model"]],
-        pretraining_tokens=[flops.PRETRAINING[m][1] for m in t["policy_model"]],
-    )
-    t["pretraining_6ND"] = [flops.pretraining_flops(n, d) for n, d in zip(t["params"], t["pretraining_tokens"])]
-    t["total_vs_small_in_block"] = t["total_flops"] / t.groupby("block")["total_flops"].transform("first")
-    return t[
-        ["block", "policy_model", "setting", "params", "pretraining_tokens", "pretraining_flops",
-         "pretraining_6ND", "inference_flops", "total_flops", "total_vs_small_in_block", "flag"]
-    ]
-
-
 def inference_table(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
     """Per (dataset, method, N): mean policy and PRM tokens and inference FLOPs per problem, with and without
     prefix reuse, and how much reuse saves."""
@@ -288,30 +273,6 @@ def accuracy_vs_flops(records: Iterable[dict[str, Any]], reuse: bool = True) -> 
                 "flops_per_problem"]]
 
 
-def cot_equivalent_size(records: Iterable[dict[str, Any]], reuse: bool = True) -> pd.DataFrame:
-    """How large a model answering with one CoT sample could be for the FLOPs each TTS setting spends.
-
-    params_equivalent = (TTS inference FLOPs per problem) / (2 · CoT tokens per problem of this run):
-    a model that writes as many tokens as our CoT answer, with that many parameters, spends the same
-    inference compute. Pre-training compute is not in it (see `small_vs_large_ours`).
-    """
-    mode = "reuse" if reuse else "no_reuse"
-    parts = []
-    for ds, recs in records_by_dataset(records).items():
-        fl = flops.inference_flops(recs)
-        cot = fl[fl["method"] == "cot"]
-        if cot.empty:
-            continue
-        cot_tokens = float(cot[f"policy_tokens_{mode}"].mean())
-        t = fl[fl["method"] != "cot"].groupby(["method", "budget"], sort=False)[f"total_flops_{mode}"].mean()
-        t = t.rename("tts_flops_per_problem").reset_index()
-        t["cot_tokens_per_problem"] = cot_tokens
-        t["params_equivalent"] = t["tts_flops_per_problem"] / (2.0 * cot_tokens)
-        parts.append(t.assign(dataset=ds))
-    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-    return out
-
-
 def small_vs_large_ours(
     records: Iterable[dict[str, Any]],
     method: str = "best_of_n",
@@ -341,19 +302,6 @@ def small_vs_large_ours(
 
 
 # --------------------------------------------------------------------------- compute-optimal (nb 05)
-
-
-def table5_recomputed() -> pd.DataFrame:
-    """The study's Table 5 with Performance Gain recomputed from its own CoT and TTS columns."""
-    t = reference.table5()
-    t = t.assign(
-        performance_gain_recomputed=[optimal.performance_gain(c, s) for c, s in zip(t["cot"], t["compute_optimal_tts"])]
-    )
-    t["difference"] = (t["performance_gain_recomputed"] - t["performance_gain_pct"]).round(2)
-    return t[["policy_model", "cot", "majority", "compute_optimal_tts", "performance_gain_printed",
-              "performance_gain_recomputed", "difference", "efficiency_gain_printed", "flag"]].round(
-        {"performance_gain_recomputed": 1}
-    )
 
 
 def compute_optimal(per_problem: pd.DataFrame, bins: pd.Series | None = None, folds: int = 5, seed: int = 0):
@@ -425,35 +373,6 @@ def table5_from_per_problem(per_problem: pd.DataFrame, bins: pd.Series | None = 
             "note": note,
         })
     return pd.DataFrame(rows).round(1)
-
-
-def plot_compute_optimal(curve: pd.DataFrame, table: pd.DataFrame, title: str):
-    """Compute-optimal accuracy (in-sample and cross-validated) vs budget, with majority voting and CoT."""
-    import matplotlib.pyplot as plt
-
-    from ttslab.plots import LABELS, PALETTE, _style
-
-    _style()
-    fig, ax = plt.subplots(figsize=(6.2, 3.8))
-    c = curve.sort_values("budget")
-    ax.plot(c["budget"], c["accuracy_in_sample"], "-o", ms=4, color=PALETTE["compute_optimal"],
-            label="Compute-optimal (in-sample: chosen and scored on the same problems)")
-    ax.plot(c["budget"], c["accuracy_cv"], "--s", ms=4, color=PALETTE["compute_optimal"], alpha=0.7,
-            label="Compute-optimal (cross-validated: chosen on other problems)")
-    maj = table[(table["method"] == "best_of_n") & (table["rule"] == "majority")].sort_values("budget")
-    if not maj.empty:
-        ax.plot(maj["budget"], maj["accuracy"], "--", marker="o", ms=3, color=PALETTE["majority"], label=LABELS["majority"])
-        ax.fill_between(maj["budget"], maj["ci_low"], maj["ci_high"], color=PALETTE["majority"], alpha=0.12, lw=0)
-    cot = table[table["method"] == "cot"]
-    if not cot.empty:
-        ax.axhline(float(cot["accuracy"].iloc[0]), color=PALETTE["cot"], ls="-.", lw=1, label="CoT")
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("Budget N (generations per step)")
-    ax.set_ylabel("Accuracy (%)")
-    ax.set_title(title, fontsize=10)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=8)
-    fig.tight_layout()
-    return fig
 
 
 # --------------------------------------------------------------------------- adaptive compute (nb 07)
@@ -529,14 +448,6 @@ def router_choices(router_rows: pd.DataFrame, lam: float) -> pd.DataFrame:
 # --------------------------------------------------------------------------- small beats large (nb 06)
 
 
-def reference_wide(name: str) -> pd.DataFrame:
-    """Table 3 or Table 6 of the study as printed: one row per model, MATH-500 / AIME24 / Avg. columns."""
-    t = reference.load(name)
-    wide = t.pivot_table(index=["group", "policy_model"], columns="dataset", values="accuracy",
-                         aggfunc="first", sort=False)
-    return wide[[c for c in ("MATH-500", "AIME24", "Avg.") if c in wide.columns]].reset_index().assign(origin=STUDY)
-
-
 def ours_vs_study(
     records: Iterable[dict[str, Any]],
     study_policy: str = "Qwen2.5-0.5B-Inst.",
@@ -553,71 +464,6 @@ def ours_vs_study(
                      "problems": r["problems"], "cot": r["cot"], "majority": r["majority"],
                      "compute_optimal_tts": r["compute_optimal_in_sample"], "compute_optimal_cv": r["compute_optimal_cv"]})
     return pd.DataFrame(rows)
-
-
-def plot_ours_vs_study(table: pd.DataFrame, title: str = "CoT vs majority vs compute-optimal TTS"):
-    """Grouped bars per row of `ours_vs_study`: CoT, majority, compute-optimal TTS (hatched)."""
-    import matplotlib.pyplot as plt
-
-    from ttslab.plots import PALETTE, _style
-
-    _style()
-    kinds = [("cot", "CoT", PALETTE["cot"], None), ("majority", "Majority (BoN)", PALETTE["majority"], None),
-             ("compute_optimal_tts", "Compute-optimal TTS", PALETTE["compute_optimal"], "//"),
-             ("compute_optimal_cv", "Compute-optimal TTS, cross-validated", PALETTE["compute_optimal"], "..")]
-    fig, ax = plt.subplots(figsize=(2.4 * len(table) + 2.5, 4.0))
-    x = np.arange(len(table))
-    w = 0.2
-    for i, (col, label, color, hatch) in enumerate(kinds):
-        v = table[col].to_numpy(dtype=float)
-        bars = ax.bar(x + (i - 1.5) * w, np.nan_to_num(v), w, color=color, hatch=hatch, edgecolor="black",
-                      label=label, alpha=0.6 if col == "compute_optimal_cv" else 1.0)
-        for b, val in zip(bars, v):
-            if not np.isnan(val):
-                ax.annotate(f"{val:.0f}", (b.get_x() + b.get_width() / 2, val), ha="center", va="bottom", fontsize=7)
-    ax.set_xticks(x, [f"{o.split(' (')[0]}\n{p}\n{d}" for o, p, d in
-                      zip(table["origin"], table["policy_model"], table["dataset"])], fontsize=7)
-    ax.set_ylabel("Accuracy (%)")
-    ax.set_ylim(0, 105)
-    ax.set_title(title, fontsize=10)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def plot_accuracy_vs_flops(table: pd.DataFrame, title: str = "Accuracy vs inference FLOPs per problem"):
-    """One panel per dataset: each strategy's best-rule accuracy against its mean inference FLOPs."""
-    import matplotlib.pyplot as plt
-
-    from ttslab.plots import LABELS, PALETTE, _style
-
-    _style()
-    datasets = sorted(table["dataset"].unique())
-    fig, axes = plt.subplots(1, len(datasets), figsize=(4.6 * len(datasets) + 2.2, 3.8), squeeze=False)
-    for ax, ds in zip(axes[0], datasets):
-        d = table[table["dataset"] == ds]
-        for m in ("cot", "best_of_n", "beam_search", "dvts"):
-            g = d[d["method"] == m].sort_values("budget")
-            if g.empty:
-                continue
-            ax.errorbar(g["flops_per_problem"], g["accuracy"],
-                        yerr=[g["accuracy"] - g["ci_low"], g["ci_high"] - g["accuracy"]],
-                        fmt="-o" if len(g) > 1 else "o", ms=5, capsize=2, color=PALETTE[m], label=LABELS[m])
-            for _, r in g.iterrows():
-                ax.annotate(f"N={int(r['budget'])}", (r["flops_per_problem"], r["accuracy"]), fontsize=6,
-                            xytext=(3, 3), textcoords="offset points")
-        ax.set_xscale("log")
-        ax.set_xlabel("Inference FLOPs per problem (policy + PRM, log scale)")
-        ax.set_ylabel("Accuracy (%)")
-        ax.set_title(ds, fontsize=10)
-    handles = {}
-    for ax in axes[0]:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(lab, h)
-    fig.legend(list(handles.values()), list(handles), loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
 
 
 def fmt(value: float) -> str:

@@ -41,22 +41,6 @@ def pretraining_flops(params: float, tokens: float) -> float:
     return 6.0 * params * tokens
 
 
-def pretraining_table() -> pd.DataFrame:
-    """Pre-training FLOPs of every study policy in PRETRAINING."""
-    return pd.DataFrame(
-        [
-            {
-                "policy_model": m,
-                "params": n,
-                "pretraining_tokens": d,
-                "pretraining_flops": pretraining_flops(n, d),
-                "source": src,
-            }
-            for m, (n, d, src) in PRETRAINING.items()
-        ]
-    )
-
-
 def _usage(rec: dict[str, Any], who: str) -> dict[str, int]:
     try:
         u = rec["usage"][who]

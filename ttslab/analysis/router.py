@@ -242,11 +242,6 @@ def fit_stumps(
     return best  # type: ignore[return-value]
 
 
-def fit_stump(data: RouterData, train: np.ndarray, lam: float, cost: str = "flops") -> Stump:
-    """The stump for one lambda (see `fit_stumps`)."""
-    return fit_stumps(data, train, [lam], cost)[0]
-
-
 def cross_validated_router(
     data: RouterData, lambdas: Sequence[float] = LAMBDAS, folds: int | None = None, seed: int = 0, cost: str = "flops"
 ) -> pd.DataFrame:
