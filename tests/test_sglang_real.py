@@ -40,7 +40,8 @@ CONTEXT = 2048
 def _model_dir() -> Path:
     if os.environ.get("TTSLAB_SGLANG_MODEL"):
         return Path(os.environ["TTSLAB_SGLANG_MODEL"])
-    return Path(PYTHON).resolve().parents[1] / "models" / HF_ID if PYTHON else Path("/nonexistent")
+    # <venv>/bin/python -> <venv>/models/...; not resolved: the venv's python is a symlink to the base one
+    return Path(os.path.abspath(PYTHON)).parents[1] / "models" / HF_ID if PYTHON else Path("/nonexistent")
 
 
 def engine_cfg() -> dict:
