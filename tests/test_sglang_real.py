@@ -235,7 +235,8 @@ def test_siblings_and_children_reuse_the_prefix(client):
     assert all(c.usage.cached_tokens >= n_prompt - 1 for c in again)  # the radix cache kept the prompt
     step = next(c for c in first if c.finish == "step")
     children = client.generate([GenerationRequest(Q + step.text, p, affinity="p") for p in params[:2]])
-    assert all(c.usage.cached_tokens >= n_prompt for c in children)  # the parent's prompt and more
+    # the parent's prompt at least (the step boundary may re-tokenize differently: one token of slack)
+    assert all(c.usage.cached_tokens >= n_prompt - 1 for c in children)
     print(f"\ncached_tokens: prompt {n_prompt}, repeats {[c.usage.cached_tokens for c in again]}, children of a "
           f"{step.usage.completion_tokens}-token step {[c.usage.cached_tokens for c in children]}")
 
