@@ -44,3 +44,11 @@ def test_summary_says_how_many_problems_and_gives_intervals(tmp_path):
     text = format_summary(run)
     assert "problems" in text and "95%" in text and "expectation over all size-N subsets" in text
     assert json.loads((run / "summary.json").read_text())["records"] == len(study_records(n_problems=5, bon_prefixes=True))
+
+
+def test_summary_of_an_unfinished_run_counts_the_problems_behind_each_row():
+    # a run stopped while writing: one problem has Best-of-N up to N=8 only. No crash; N=16 has 4 problems.
+    recs = [r for r in study_records(n_problems=5, bon_prefixes=True)
+            if not (r["problem_id"] == "p002" and r["method"] == "best_of_n" and r["budget"] == 16)]
+    table = summary_table(recs, n_boot=100).set_index(["method", "N"])
+    assert table.loc[("best_of_n", 16), "problems"] == 4 and table.loc[("best_of_n", 8), "problems"] == 5

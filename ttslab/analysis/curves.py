@@ -260,8 +260,8 @@ def _subsampled_columns(recs, key, budgets, exact_cap, subsets, rng) -> dict[tup
         if k not in top or r["budget"] > top[k]["budget"]:
             top[k] = r
     arrays = candidate_arrays(list(top.values()))
-    max_units = int(arrays.units.min())
-    wanted = budgets if budgets is not None else default_budgets(arrays.unit_size, max_units)
+    min_units, max_units = int(arrays.units.min()), int(arrays.units.max())
+    wanted = budgets if budgets is not None else default_budgets(arrays.unit_size, min_units)
     rules = RULES if key[1] != NO_PRM else ("majority",)
     cols: dict[tuple, pd.Series] = {}
     for b in wanted:
@@ -270,11 +270,14 @@ def _subsampled_columns(recs, key, budgets, exact_cap, subsets, rng) -> dict[tup
                 continue
             raise ValueError(
                 f"{key}: budget {b} is not a multiple of the unit {arrays.unit_size} "
-                f"at most {max_units * arrays.unit_size} (the smallest largest-N record)"
+                f"at most {max_units * arrays.unit_size} (the largest record)"
             )
         n = b // arrays.unit_size
-        values = {rule: np.empty(len(arrays.units)) for rule in rules}
+        # a problem whose largest record has fewer than n units has no value at this budget (NaN)
+        values = {rule: np.full(len(arrays.units), np.nan) for rule in rules}
         for total in np.unique(arrays.units):  # records with the same unit count share their subsets
+            if total < n:
+                continue
             rows = np.nonzero(arrays.units == total)[0]
             idx, _ = unit_subsets(int(total), n, exact_cap, subsets, rng)
             for rule, v in expected_correct(arrays, rows, idx, rules).items():
@@ -282,8 +285,10 @@ def _subsampled_columns(recs, key, budgets, exact_cap, subsets, rng) -> dict[tup
         for rule, v in values.items():
             cols[(*key, rule, b)] = _by_problem(arrays.problem_ids, v)
         if key[2] == "best_of_n":
-            n_correct = arrays.correct.sum(axis=1)
-            cols[(*key, PASS_AT_K, b)] = _by_problem(arrays.problem_ids, pass_at_k(arrays.units, n_correct, b))
+            ok = arrays.units >= b
+            p = np.full(len(arrays.units), np.nan)
+            p[ok] = pass_at_k(arrays.units[ok], arrays.correct.sum(axis=1)[ok], b)
+            cols[(*key, PASS_AT_K, b)] = _by_problem(arrays.problem_ids, p)
     return cols
 
 
