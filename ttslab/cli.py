@@ -224,7 +224,7 @@ def _help() -> str:
               "  ttslab run method=beam_search method.budget=8 dataset.limit=5",
               "  ttslab run experiment=cpu_study run_dir=runs/study",
               "  ttslab run --cfg job                         print the composed config, run nothing",
-              "  ttslab summary runs/quickstart",
+              "  ttslab summary runs/quickstart-bundled",
               "", f"`{PROG} COMMAND --help` for each command. Full tracebacks of errors: TTSLAB_TRACEBACK=1."]
     return "\n".join(lines)
 
