@@ -85,6 +85,15 @@ class _Slot:
 
 
 @dataclass
+class TeacherForced:
+    """What `LlamaCppEngine.teacher_force` read from one token sequence."""
+
+    logprobs: np.ndarray  # (n,) log-probability of each token from score_from on, given its prefix
+    hidden: np.ndarray  # (h, n_embd) last-layer hidden states at the requested positions
+    usage: TokenUsage  # prompt_tokens = sequence length, cached_tokens = positions reused from the KV cache
+
+
+@dataclass
 class _Live:
     """A sequence being generated."""
 
@@ -435,6 +444,96 @@ class LlamaCppEngine:
             out.append(s if p not in seen else TokenScores(dict(s.logprobs), TokenUsage(s.usage.prompt_tokens, s.usage.prompt_tokens, 0)))
             seen.add(p)
         return out
+
+    # ---------------------------------------------------------------- teacher forcing (PRMs that read the policy)
+    def teacher_force(
+        self, sequences: Sequence[list[int]], score_from: Sequence[int], hidden_at: Sequence[Sequence[int]]
+    ) -> list[TeacherForced]:
+        """Read given token sequences through the model, reusing cached prefixes: no sampling.
+
+        For sequence k: `logprobs[i]` is the natural-log probability of token `score_from[k] + i` given
+        the tokens before it (raw logits, full vocabulary, temperature 1), for every position from
+        `score_from[k]` (>= 1) to the end; `hidden[j]` is the last layer's output (after the final norm,
+        llama.cpp's per-token embedding with pooling none) at position `hidden_at[k][j]` (>= score_from - 1).
+        Only tokens from `score_from - 1` on are evaluated when the rest is cached: scoring a new step on
+        top of an earlier call's prefix costs ~the step's tokens. Rows that need outputs are decoded with
+        embeddings on (llama.cpp then outputs every row), the rest with embeddings off.
+        """
+        ll = self._ll
+        n_embd = ll.llama_model_n_embd(self.model)
+        if ll.llama_pooling_type(self.ctx) != ll.LLAMA_POOLING_TYPE_NONE:  # per-token hidden states need no pooling
+            raise EngineError(f"teacher_force needs a context without pooling; {self.path} has pooling type "
+                              f"{ll.llama_pooling_type(self.ctx)}")
+        for k, toks in enumerate(sequences):
+            if not 1 <= score_from[k] <= len(toks) or any(not score_from[k] - 1 <= p < len(toks) for p in hidden_at[k]):
+                raise ValueError(f"teacher_force: sequence {k} of {len(toks)} tokens: score_from={score_from[k]}, "
+                                 f"hidden_at={list(hidden_at[k])} out of range")
+            if len(toks) + 1 >= self.seq_capacity:
+                raise EngineError(f"a sequence of {len(toks)} tokens exceeds engine.n_ctx_per_sequence={self.seq_capacity}")
+        self._free_unmatched([list(t) for t in sequences])
+        out: list[TeacherForced | None] = [None] * len(sequences)
+        order = sorted(range(len(sequences)), key=lambda k: (sequences[k], k))  # shared prefixes adjacent
+        pending = order
+        while pending:  # rounds: a sequence sharing a long prefix with one of this round waits for the next
+            reserved: set[int] = set()
+            settled: dict[int, int] = {}  # slot claimed in this round -> positions whose KV already exist
+            quiet: list[tuple[int, int, int, bool]] = []  # rows needing no output (cached-prefix fill)
+            loud: list[tuple[int, int, int, bool]] = []  # rows whose logits / hidden state are read
+            owners: list[tuple[int, int]] = []  # per loud row: (sequence k, position)
+            this, deferred = [], []
+            for k in pending:
+                toks = list(sequences[k])
+                if len(reserved) >= self.n_seq:
+                    deferred.append(k)
+                    continue
+                first = min([score_from[k] - 1, *hidden_at[k]])
+                best, common, in_round = -1, 0, 0
+                for s in range(self.n_seq):
+                    c = self._common(self.slots[s].tokens, toks)
+                    if s in settled:
+                        in_round = max(in_round, c)
+                        c = min(c, settled[s])
+                    if c > common:
+                        best, common = s, c
+                if in_round > common + 32:  # e.g. the shared prompt: decode it once, reuse it next round
+                    deferred.append(k)
+                    continue
+                reuse = min(common, first)
+                slot = self._claim(toks, best, reuse, reserved)
+                settled[slot] = reuse
+                this.append(k)
+                for p in range(reuse, len(toks)):
+                    if p < first:
+                        quiet.append((toks[p], p, slot, False))
+                    else:
+                        loud.append((toks[p], p, slot, True))
+                        owners.append((k, p))
+                out[k] = TeacherForced(np.zeros(len(toks) - score_from[k], dtype=np.float32),
+                                       np.zeros((len(hidden_at[k]), n_embd), dtype=np.float32),
+                                       TokenUsage(len(toks), reuse, 0))
+            pending = deferred
+            # quiet rows first: every loud row's prefix is then in the KV cache
+            for a in range(0, len(quiet), self.n_batch):
+                self._decode(quiet[a : a + self.n_batch])
+            wanted = {k: {p: j for j, p in enumerate(hidden_at[k])} for k in this}
+            ll.llama_set_embeddings(self.ctx, True)
+            try:
+                for a in range(0, len(loud), self.n_batch):
+                    rows = loud[a : a + self.n_batch]
+                    self._decode(rows)
+                    for i, (k, p) in enumerate(owners[a : a + len(rows)]):
+                        toks, res = sequences[k], out[k]
+                        if p + 1 < len(toks) and p + 1 >= score_from[k]:
+                            logits = np.ctypeslib.as_array(ll.llama_get_logits_ith(self.ctx, i), shape=(self.n_vocab,))
+                            m = float(logits.max())
+                            lse = m + float(np.log(np.exp(logits - m).sum()))
+                            res.logprobs[p + 1 - score_from[k]] = float(logits[toks[p + 1]]) - lse
+                        j = wanted[k].get(p)
+                        if j is not None:
+                            res.hidden[j] = np.ctypeslib.as_array(ll.llama_get_embeddings_ith(self.ctx, i), shape=(n_embd,))
+            finally:
+                ll.llama_set_embeddings(self.ctx, False)
+        return out  # type: ignore[return-value]
 
     def close(self) -> None:
         if self._closed:
