@@ -222,7 +222,7 @@ def _help() -> str:
     lines += ["", "examples:",
               "  ttslab run                                   the quickstart on the embedded CPU model",
               "  ttslab run method=beam_search method.budget=8 dataset.limit=5",
-              "  ttslab run experiment=cpu_study run_dir=runs/study",
+              "  ttslab run dataset=math500 dataset.limit=10 run_dir=runs/math500-10   the quickstart on 10 MATH-500 problems",
               "  ttslab run --cfg job                         print the composed config, run nothing",
               "  ttslab summary runs/quickstart-bundled",
               "", f"`{PROG} COMMAND --help` for each command. Full tracebacks of errors: TTSLAB_TRACEBACK=1."]
