@@ -20,6 +20,7 @@ import pandas as pd
 
 from ttslab.analysis import curves, flops, optimal, reference
 from ttslab.results import RECORDS, SUMMARY, Run
+from ttslab.search.strategies import method_names, search_methods
 
 STUDY_RUN = Path(__file__).resolve().parent / "data" / "study_run"
 STUDY = "study (Liu et al. 2025, published)"
@@ -153,7 +154,7 @@ def run_overview(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
 
 
 def _METHOD_ORDER(method: str) -> int:
-    order = ("cot", "best_of_n", "beam_search", "dvts")
+    order = method_names()  # the registry's order: CoT first
     return order.index(method) if method in order else len(order)
 
 
@@ -210,7 +211,7 @@ def winners_by_difficulty(by_bin: pd.DataFrame) -> pd.DataFrame:
     best = t.groupby(["policy", "prm", "difficulty", "budget", "method"], observed=True)["accuracy"].max()
     wide = best.unstack("method")
     wide = wide[wide.notna().sum(axis=1) >= 2]
-    cols = [m for m in ("best_of_n", "beam_search", "dvts") if m in wide.columns]
+    cols = [m for m in search_methods() if m in wide.columns]
     wide = wide[cols]
     if wide.empty or len(cols) < 2:
         return pd.DataFrame(columns=["policy", "prm", "difficulty", "budget", *cols, "winner", "margin"])

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ttslab.results import SUMMARY, read_records
+from ttslab.search.strategies import method_names
 
-METHODS = ("cot", "best_of_n", "beam_search", "dvts")
 CI_COLUMN = "majority 95% CI"
 
 
@@ -70,7 +70,7 @@ def summary_table(records: list[dict[str, Any]], n_boot: int = 1000, with_interv
             r.rule: [round(float(r.ci_low), 1), round(float(r.ci_high), 1)] for r in g.itertuples()
         }
     df = pd.DataFrame(rows)
-    order = {m: i for i, m in enumerate(METHODS)}
+    order = {m: i for i, m in enumerate(method_names())}
     df = df.sort_values(["method", "N"], key=lambda s: s.map(lambda m: order.get(m, len(order))) if s.name == "method" else s)
     rules = [c for c in df.columns if c not in ("method", "N", "problems", "pass@N", CI_COLUMN, "tokens/problem",
                                                  "prm tokens/problem")]

@@ -40,10 +40,11 @@ import pandas as pd
 from scipy import special, stats
 
 from ttslab.search.selection import RULES, SCORINGS, aggregate
+from ttslab.search.strategies import subsampled_methods
 
-# Methods whose curve is derived from one large-N record; value = how a unit is sized
-# ("1": one candidate per unit; "beam_width": one subtree of M budget per unit).
-SUBSAMPLED_METHODS = {"best_of_n": "1", "dvts": "beam_width"}
+# Methods whose curve is derived from one large-N record (the method registry says which), and how a unit
+# is sized ("1": one candidate per unit; "beam_width": one subtree of M budget per unit).
+SUBSAMPLED_METHODS = {m: "1" if unit == "sample" else "beam_width" for m, unit in subsampled_methods().items()}
 PASS_AT_K = "pass@k"
 # Enumerate all C(K, n) subsets up to this many (C(16, 8) = 12,870: every budget of a 16-sample run is
 # exact); beyond it (e.g. n = 64 of K = 256) the expectation is estimated from random subsets.

@@ -10,11 +10,12 @@ import numpy as np
 import pandas as pd
 
 from ttslab.analysis.curves import curve_table
+from ttslab.search.strategies import whole_solution_methods
 
 # The study's absolute bins on Pass@1: hard [0, 0.1), medium [0.1, 0.5), easy [0.5, 1].
 ABSOLUTE_EDGES = [0.0, 0.1, 0.5, np.inf]
 ABSOLUTE_LABELS = ["hard", "medium", "easy"]
-SAMPLE_METHODS = ("best_of_n", "cot")
+SAMPLE_METHODS = whole_solution_methods()  # independent whole solutions of the policy (registry)
 
 
 def pass_at_1(

@@ -22,8 +22,9 @@ import numpy as np
 import pandas as pd
 
 from ttslab.analysis.curves import PASS_AT_K
+from ttslab.search.strategies import STRATEGIES
 
-NOT_TTS_METHODS = ("cot",)  # a baseline, not a test-time scaling strategy
+NOT_TTS_METHODS = tuple(n for n, c in STRATEGIES.items() if c.greedy)  # baselines, not TTS strategies
 ALL = "all"  # difficulty label when no bins are given
 
 

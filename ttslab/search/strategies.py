@@ -14,6 +14,8 @@ and declares, as class attributes, what the rest of the package would otherwise 
   fixed_budget    the budget is always this (CoT: 1)
   greedy          sampling settings of the policy config never change its temperature (CoT)
   width_divides_budget  the budget must be a multiple of the beam width M
+  subsample_unit  analysis may read a smaller budget off the largest one by subsampling independent units:
+                  "sample" (Best-of-N: one generation each) or "subtree" (DVTS: M generations per depth each)
 
 Adding a method is one class here (decorated with `@register("name")`) and one YAML file in
 conf/method/. A strategy that lives outside ttslab is named by its import path
@@ -54,6 +56,7 @@ class Strategy:
     fixed_budget: ClassVar[int | None] = None
     greedy: ClassVar[bool] = False
     width_divides_budget: ClassVar[bool] = False
+    subsample_unit: ClassVar[str | None] = None
 
     def __init__(self, beam_width: int = 1):
         self.m = beam_width
@@ -91,6 +94,7 @@ class BestOfN(CoT):
     uses_prm = True
     fixed_budget = None
     greedy = False
+    subsample_unit = "sample"
 
     def expansions(self, task):
         return [(task.tree.root, task.budget, 0)] if task.round == 0 else []
@@ -127,6 +131,7 @@ class DVTS(Strategy):
 
     label = "DVTS"
     stepwise = needs_prm = uses_prm = width_divides_budget = True
+    subsample_unit = "subtree"
 
     def expansions(self, task):
         if task.round == 0:  # the N first steps, M per subtree
@@ -172,6 +177,16 @@ def method_names() -> tuple[str, ...]:
 def search_methods() -> tuple[str, ...]:
     """The test-time scaling methods (every registered method but the greedy baseline)."""
     return tuple(n for n, c in STRATEGIES.items() if not c.greedy)
+
+
+def whole_solution_methods() -> tuple[str, ...]:
+    """Methods whose candidates are independent whole solutions of the policy (CoT, Best-of-N): Pass@1's samples."""
+    return tuple(n for n, c in STRATEGIES.items() if not c.stepwise)
+
+
+def subsampled_methods() -> dict[str, str]:
+    """Method -> its independent unit ("sample" or "subtree") for methods analysis can subsample."""
+    return {n: c.subsample_unit for n, c in STRATEGIES.items() if c.subsample_unit}
 
 
 def method_label(name: str) -> str:
