@@ -38,6 +38,20 @@ def test_readme_links_become_site_links():
     assert "| [`02_x`](notebooks/02_x.ipynb) |" in out and "| `03_y` |" in out
 
 
+def test_notebook_links_into_the_repository_become_site_links():
+    # notebook 06 linked ../README.md#running-on-gpus: fine in Jupyter, a dead link on the site until rewritten
+    md = ("[GPUs](../README.md#running-on-gpus) [next](03_y.ipynb) [figs](../paper_figures/README.md) "
+          "[fig](../paper_figures/a.png) [cfg](../conf/config.yaml) [doc](https://x.org/a.md) [here](#top)")
+    out = site.rewrite_links(md, "notebooks")
+    assert out == ("[GPUs](../index.md#running-on-gpus) [next](03_y.ipynb) [figs](../paper_figures/index.md) "
+                   "[fig](../paper_figures/a.png) cfg [doc](https://x.org/a.md) [here](#top)")
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(md), nbformat.v4.new_code_cell("'../README.md'")])
+    staged = nbformat.reads(site.rewrite_notebook(nbformat.writes(nb).encode()).decode(), as_version=4)
+    assert staged.cells[0].source == out and staged.cells[1].source == "'../README.md'"  # code is left alone
+
+
 def test_figures_page_captions_every_png_from_its_readme_row():
     readme = ("# paper_figures\n\n| file | study | from | runs | notes |\n|---|---|---|---|---|\n"
               "| `b` [png](b.png) [pdf](b.pdf) | Figure 4 | runs | `r1` | 16 problems |\n"

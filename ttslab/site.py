@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import html.parser
 import os
+import posixpath
 import re
 import subprocess
 import sys
@@ -147,12 +148,12 @@ def _write_if_changed(path: Path, data: bytes) -> None:
 _LINK = re.compile(r"(?<!!)\[([^\]]*)\]\(([^)\s]+)\)")
 
 
-def rewrite_readme(text: str, notebook_stems: list[str]) -> str:
-    """README.md as the site's front page: links that point into the repository become site links.
+def rewrite_links(text: str, doc_dir: str = "") -> str:
+    """Markdown links of a document at `doc_dir` (repository-relative) made valid on the site.
 
-    `notebooks/NN_x.ipynb` and `paper_figures/...` stay (they are pages/files of the site),
-    paper_figures/README.md becomes the figures page, other repository files lose their link (the site
-    does not carry them) and keep their text; the notebook table's `NN_x` names become links.
+    The site holds README.md (as index.md), notebooks/*.ipynb and paper_figures/ (README.md as index.md)
+    at their repository places. Links to those stay (README -> index), links to other repository files
+    lose their link and keep their text (the site does not carry them); URLs and #anchors stay.
     """
 
     def link(m: re.Match) -> str:
@@ -160,16 +161,42 @@ def rewrite_readme(text: str, notebook_stems: list[str]) -> str:
         if re.match(r"^[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
             return m.group(0)
         path, _, frag = target.partition("#")
-        if path.rstrip("/") in ("paper_figures", "paper_figures/README.md"):
-            return f"[{label}](paper_figures/index.md{'#' + frag if frag else ''})"
-        if path.startswith("notebooks/") and path.endswith(".ipynb") or path.startswith("paper_figures/"):
-            return m.group(0)
-        return label
+        repo_path = posixpath.normpath(posixpath.join(doc_dir, path)) if path else doc_dir
+        if repo_path in ("README.md", "."):
+            site_path = "index.md"
+        elif repo_path in ("paper_figures", "paper_figures/README.md"):
+            site_path = "paper_figures/index.md"
+        elif (repo_path.startswith("notebooks/") and repo_path.endswith(".ipynb")
+              or repo_path.startswith("paper_figures/")):
+            site_path = repo_path
+        else:
+            return label
+        rel = posixpath.relpath(site_path, doc_dir or ".")
+        return f"[{label}]({rel}{'#' + frag if frag else ''})"
 
-    text = _LINK.sub(link, text)
+    return _LINK.sub(link, text)
+
+
+def rewrite_readme(text: str, notebook_stems: list[str]) -> str:
+    """README.md as the site's front page: `rewrite_links`, and the notebook table's `NN_x` names as links."""
+    text = rewrite_links(text)
     for stem in notebook_stems:
         text = re.sub(rf"(?<!\[)`{re.escape(stem)}`(?!\])", f"[`{stem}`](notebooks/{stem}.ipynb)", text)
     return text
+
+
+def rewrite_notebook(data: bytes) -> bytes:
+    """An executed notebook with its markdown cells' links made valid on the site (`rewrite_links`)."""
+    import nbformat
+
+    nb = nbformat.reads(data.decode("utf-8"), as_version=4)
+    changed = False
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            new = rewrite_links(cell.source, "notebooks")
+            changed |= new != cell.source
+            cell.source = new
+    return nbformat.writes(nb).encode("utf-8") if changed else data
 
 
 def figures_page(readme: str, pngs: list[str]) -> str:
@@ -206,7 +233,7 @@ def stage(src: Path, executed: dict[str, Path], repo: Path = REPO) -> None:
            "```", "", "```{toctree}", ":caption: Figures", ":maxdepth: 1", "", "paper_figures/index", "```", ""]
     put("index.md", (index.rstrip() + "\n" + "\n".join(toc)).encode())
     for name, path in executed.items():
-        put(f"notebooks/{name}", path.read_bytes())
+        put(f"notebooks/{name}", rewrite_notebook(path.read_bytes()))
     figs = repo / "paper_figures"
     pngs = sorted(p.name for p in figs.glob("*.png"))
     for p in sorted(figs.iterdir()):
@@ -252,7 +279,8 @@ def build(out: Path = DEFAULT_OUT, executed_dir: Path | None = None, execute: bo
     stage(out / "src", executed, repo)
     t0 = time.perf_counter()
     html_dir = out / "html"
-    cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-W", "--keep-going", "-d", str(out / "doctrees"),
+    # -E: read every document each time (a few seconds), so a warning is never hidden by an incremental build
+    cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-W", "--keep-going", "-E", "-d", str(out / "doctrees"),
            str(out / "src"), str(html_dir)]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
