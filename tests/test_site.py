@@ -80,7 +80,7 @@ def test_an_executed_copy_is_reused_only_when_newer(tmp_path):
     assert site.executed_copy(src, executed) == copy
 
 
-def test_build_executes_then_reuses(tmp_path):
+def test_build_executes_then_reuses(tmp_path, monkeypatch):
     """A tiny repository through the real builder: nbclient executes, Sphinx renders, a rebuild reuses."""
     import nbformat
 
@@ -92,25 +92,22 @@ def test_build_executes_then_reuses(tmp_path):
                                          nbformat.v4.new_code_cell("print(6 * 7)")])
     nbformat.write(nb, repo / "notebooks" / "00_demo.ipynb")
     logs: list[str] = []
-    monkey_lock = tmp_path / "model.lock"
-    os.environ["TTSLAB_MODEL_LOCK"] = str(monkey_lock)  # 00_ takes the model lock: a private one here
-    try:
-        html = site.build(tmp_path / "out", tmp_path / "executed", repo=repo, log=logs.append)
-        assert any(line.startswith("executed 00_demo.ipynb") for line in logs)
-        page = (html / "notebooks" / "00_demo.html").read_text()
-        assert "42" in page and "cell_output" in page
-        assert 'href="notebooks/00_demo.html"' in (html / "index.html").read_text()
-        assert (html / ".nojekyll").exists() and (html / "paper_figures" / "index.html").exists()
-        logs.clear()
+    monkeypatch.setenv("TTSLAB_MODEL_LOCK", str(tmp_path / "model.lock"))  # 00_ takes the model lock: a private one
+    html = site.build(tmp_path / "out", tmp_path / "executed", repo=repo, log=logs.append)
+    assert any(line.startswith("executed 00_demo.ipynb") for line in logs)
+    page = (html / "notebooks" / "00_demo.html").read_text()
+    assert "42" in page and "cell_output" in page
+    assert 'href="notebooks/00_demo.html"' in (html / "index.html").read_text()
+    assert (html / ".nojekyll").exists() and (html / "paper_figures" / "index.html").exists()
+    logs.clear()
+    site.prepare(tmp_path / "out", tmp_path / "executed", execute=False, repo=repo, log=logs.append)
+    assert not any(line.startswith("executed") for line in logs) and any("reusing" in x for x in logs)
+    # a changed notebook is stale: without execution the build refuses instead of publishing old output
+    later = (tmp_path / "executed" / "00_demo.ipynb").stat().st_mtime + 5
+    os.utime(repo / "notebooks" / "00_demo.ipynb", (later, later))
+    with pytest.raises(site.InputError, match="no executed copy newer than the source"):
         site.prepare(tmp_path / "out", tmp_path / "executed", execute=False, repo=repo, log=logs.append)
-        assert not any(line.startswith("executed") for line in logs) and any("reusing" in x for x in logs)
-        # a changed notebook is stale: without execution the build refuses instead of publishing old output
-        later = (tmp_path / "executed" / "00_demo.ipynb").stat().st_mtime + 5
-        os.utime(repo / "notebooks" / "00_demo.ipynb", (later, later))
-        with pytest.raises(site.InputError, match="no executed copy newer than the source"):
-            site.prepare(tmp_path / "out", tmp_path / "executed", execute=False, repo=repo, log=logs.append)
-    finally:
-        del os.environ["TTSLAB_MODEL_LOCK"]
+    assert (tmp_path / "model.lock").exists()
 
 
 # ---------------------------------------------------------------------------------------------- browser
