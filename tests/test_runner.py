@@ -48,6 +48,10 @@ def test_plan_run_writes_complete_records_and_a_summary(tmp_path):
             assert r["tree"] and len(r["candidates"]) <= 1
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["records"] == len(records)
+    prov = summary["provenance"]  # what made the run: version and commit, packages, engine, machine
+    assert prov["ttslab"]["version"] and prov["packages"]["llama-cpp-python"] and prov["engines"]["engine"] == "llamacpp"
+    assert prov["machine"]["cores"] >= 1
+    assert all(r["settings"]["max_tokens"] in (96, 256) for r in records) and all("grading" in r for r in records)
     table_rows = [line.split() for line in ttslab("summary", str(run_dir)).stdout.splitlines()]
     assert [row[:2] for row in table_rows if row[:1] == ["best_of_n"]] == [["best_of_n", "1"], ["best_of_n", "2"]]
 

@@ -187,8 +187,10 @@ def cmd_merge(argv: list[str]) -> int:
     from ttslab.results import merge_runs
     from ttslab.summary import write_summary
 
+    from ttslab.provenance import collect
+
     n = merge_runs(args.shard_dirs, args.out_dir)
-    write_summary(args.out_dir)
+    write_summary(args.out_dir, provenance=collect({"merged_from": [str(d) for d in args.shard_dirs]}))
     print(f"merged {len(args.shard_dirs)} shard(s) into {args.out_dir}: {n} records")
     return 0
 

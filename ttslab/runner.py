@@ -189,6 +189,15 @@ def _build_engines(plan: Plan):
     return engine, prm, prm_engines
 
 
+def _provenance(cfg: DictConfig, engine, prm_engines: list) -> dict[str, Any]:
+    from ttslab.provenance import collect
+
+    servers: dict[str, str] = {}
+    for e in [engine, *prm_engines]:
+        servers.update(getattr(e, "server_versions", {}))
+    return collect({"engine": cfg.engine.name, **({"sglang_servers": servers} if servers else {})})
+
+
 def execute(plan: Plan) -> Path:
     """Generate, score, grade and record every (problem, method, budget) the plan still lacks."""
     from tqdm.auto import tqdm
@@ -213,7 +222,7 @@ def execute(plan: Plan) -> Path:
                 for e in prm_engines:
                     e.close()
                 engine.close()
-            write_summary(run_dir, timings)
+            write_summary(run_dir, timings, provenance=_provenance(cfg, engine, prm_engines))
     except BaseException:
         records = run_dir / "records.jsonl"
         if created and (not records.exists() or records.stat().st_size == 0):

@@ -82,8 +82,10 @@ def summary_table(records: list[dict[str, Any]], n_boot: int = 1000, with_interv
     return (table, intervals) if with_intervals else table
 
 
-def write_summary(run_dir: Path, timings: dict[str, float] | None = None) -> dict[str, Any]:
-    """summary.json from records.jsonl (plus this invocation's wall times per method)."""
+def write_summary(run_dir: Path, timings: dict[str, float] | None = None,
+                  provenance: dict[str, Any] | None = None) -> dict[str, Any]:
+    """summary.json from records.jsonl, plus this invocation's wall times per method and its provenance
+    (ttslab.provenance.collect: version and commit, packages, engines and servers, machine)."""
     records = read_records(run_dir)
     table, intervals = summary_table(records, with_intervals=True)
     summary = {"run_dir": str(run_dir), "records": len(records),
@@ -91,7 +93,8 @@ def write_summary(run_dir: Path, timings: dict[str, float] | None = None) -> dic
                             "samples (ttslab.analysis.curves); intervals: 95% percentile bootstrap over problems",
                "table": json.loads(table.to_json(orient="records")) if len(table) else [],
                "ci95": [{"method": m, "N": n, **cis} for (m, n), cis in intervals.items()],
-               "wall_time_s": {k: round(v, 1) for k, v in (timings or {}).items()}}
+               "wall_time_s": {k: round(v, 1) for k, v in (timings or {}).items()},
+               "provenance": provenance}
     (run_dir / SUMMARY).write_text(json.dumps(summary, indent=2))
     return summary
 

@@ -205,6 +205,7 @@ class SGLangEngine:
             raise ValueError(f"SGLangEngine: router=True takes exactly one router URL, got {urls}")
         self.urls = urls
         self.router = router
+        self.server_versions: dict[str, str] = {}  # url -> SGLang version it reports (run provenance)
         self.settings = settings or ClientSettings()
         self.servers = list(servers)
         self.name = name
@@ -298,6 +299,7 @@ class SGLangEngine:
         for url in self.urls:
             info = self._run(self._get_json(url, ("/server_info", "/get_server_info")))
             check_version((info or {}).get("version"), url)
+            self.server_versions[url] = str((info or {}).get("version"))
 
     def check_model(self, model_cfg: Mapping[str, Any]) -> None:
         """Warn when a server serves another model than the config names (a silent mix-up otherwise)."""
