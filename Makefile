@@ -1,12 +1,24 @@
 # make figures: rebuild paper_figures/ from the study's published numbers and the CPU study run shipped
 # with ttslab (ttslab/data/study_run/, listed by ttslab.study.study_run_dirs()).
+# make site: the companion site (README, executed notebooks, paper_figures) as static files in
+# build/site/html; make site-check also opens every page in headless Chromium (Debian's chromium).
+# make test-fast: the tests that need no model, no server and no notebook execution (well under a minute).
 PYTHON ?= python
 STUDY_RUN_DIRS = $(shell $(PYTHON) -c "from ttslab.study import study_run_dirs; print(' '.join(map(str, study_run_dirs())))")
 
-.PHONY: figures notebooks
+.PHONY: figures notebooks site site-check test-fast
 figures:
 	ttslab figures $(STUDY_RUN_DIRS)
 
 # execute every notebook (as the test suite does)
 notebooks:
 	$(PYTHON) -m pytest --nbmake notebooks/
+
+site:
+	ttslab site
+
+site-check:
+	ttslab site --check
+
+test-fast:
+	$(PYTHON) -m pytest -m "not model"
