@@ -1,6 +1,6 @@
 """Answer extraction, equivalence with Math-Verify, and canonical answer keys for voting.
 
-Extraction follows the study (reference/paper.md §1.9) with the last `\\boxed{}` first, then its
+Extraction follows the study's released code (Qwen2.5-Math `extract_answer`) with the last `\\boxed{}` first, then its
 fallbacks: "final answer is $...$. I hope", "the answer is", "final answer is", the last number.
 Every step is linear in the text and only the last `EXTRACT_TAIL_CHARS` characters of a solution are
 examined (the final answer is stated at the end; a runaway output cannot stall grading).
