@@ -97,3 +97,15 @@ def test_token_logprobs_are_the_temperature_one_log_softmax(engine):
         assert abs(ref - out.token_logprobs[k]) < 0.15, (k, ref, out.token_logprobs[k])
         checked += 1
     assert checked >= 2
+
+
+def test_ignore_eos_runs_to_max_tokens(engine):
+    short = build_prompt("qwen2.5", "Reply with the single word: yes.")
+    done, forced = engine.generate([
+        GenerationRequest(short, SamplingParams(temperature=0.0, max_tokens=40)),
+        GenerationRequest(short, SamplingParams(temperature=0.0, max_tokens=40, ignore_eos=True)),
+    ])
+    assert done.finish == "eos" and done.usage.completion_tokens < 40
+    assert forced.finish == "length" and forced.usage.completion_tokens == 40
+    # the end-of-generation token was sampled and generation went on past it
+    assert forced.token_ids[: len(done.token_ids)] == done.token_ids

@@ -23,6 +23,9 @@ class SamplingParams:
     max_tokens: int = 2048
     stop: tuple[str, ...] = ()
     seed: int = 0
+    # benchmarks only: an end-of-generation token does not end the sequence (llama.cpp's --ignore-eos),
+    # so every arm of a throughput comparison generates exactly max_tokens
+    ignore_eos: bool = False
 
 
 @dataclass(frozen=True)

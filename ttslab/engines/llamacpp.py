@@ -322,7 +322,7 @@ class LlamaCppEngine:
     def _take(self, live: _Live, token: int) -> None:
         """Record a sampled token; decide whether the sequence stops."""
         live.tokens.append(token)
-        if self._ll.llama_vocab_is_eog(self.vocab, token):
+        if not live.params.ignore_eos and self._ll.llama_vocab_is_eog(self.vocab, token):
             live.finish = "eos"
             return
         before = len(live.out)
