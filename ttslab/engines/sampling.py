@@ -17,8 +17,8 @@ llama.cpp's mt19937 stream: the same seed gives a different (equally distributed
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
 
 import numpy as np
 
@@ -30,7 +30,7 @@ _BLOCK = 256  # inverse-CDF search: first over block sums, then inside one block
 class TokenSampler:
     """One sequence's sampling state: its parameters and its own random generator."""
 
-    __slots__ = ("temperature", "top_k", "top_p", "rng")
+    __slots__ = ("rng", "temperature", "top_k", "top_p")
 
     def __init__(self, params: SamplingParams):
         self.temperature = float(params.temperature)
