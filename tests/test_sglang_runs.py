@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.sglang_double import SGLangDouble
+from ttslab.config import register_schemas
 from ttslab.results import read_records
 
 REPO = Path(__file__).resolve().parents[1]
@@ -138,6 +139,7 @@ def test_slurm_launcher_composes_without_a_cluster():
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
+    register_schemas()  # the schemas the group files extend (ttslab.config)
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=common, return_hydra_config=True)
         launcher = instantiate(cfg.hydra.launcher)  # the plugin class and every field it takes
@@ -150,6 +152,7 @@ def test_every_study_experiment_composes():
 
     presets = ["fig4_math500", "fig5_aime24", "fig7_qwen_sizes", "fig8_llama_difficulty", "gpu_smoke",
                "table3_cot_baselines", "table3_small_tts"]  # the GPU study presets
+    register_schemas()  # the schemas the group files extend (ttslab.config)
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         for name in presets:
             cfg = compose("config", overrides=[f"experiment={name}"], return_hydra_config=True)
@@ -221,6 +224,7 @@ def test_every_documented_gpu_command_composes():
     commands = _documented_run_commands()
     gpu_commands = set(_documented_run_commands(section="## Running on GPUs"))
     assert len(commands) >= 12 and len(gpu_commands) >= 8
+    register_schemas()  # the schemas the group files extend (ttslab.config)
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         for cmd in commands:
             words = shlex.split(cmd.replace("$HOME", "/home/user"))[2:]
