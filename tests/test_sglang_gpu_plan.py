@@ -23,9 +23,13 @@ from ttslab.gpu_plan import (
     planned_fraction,
     readme_table,
 )
-from ttslab.runner import compose
+from ttslab.gpu_plan import _compose as compose_list
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def compose(overrides):
+    return compose_list(list(overrides))
 
 
 def plan(*overrides: str, gpus: str = "1xH100"):
