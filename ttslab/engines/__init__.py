@@ -30,6 +30,7 @@ def build_engine(engine_cfg: Any, model_cfg: Any, role: str, run_dir: str | Path
             max_sequences=int(engine_cfg.get("max_sequences", 32)),
             n_ctx_per_sequence=int(engine_cfg.get("n_ctx_per_sequence", 4096)),
             n_batch=int(engine_cfg.get("n_batch", 512)),
+            kv_unified=bool(engine_cfg.get("kv_unified", True)),
         )
     if name == "sglang":
         from ttslab.engines.sglang import SGLangEngine
