@@ -89,6 +89,17 @@ class Engines:
         self.engines.clear()
 
 
+def widen(data: dict, cands, read) -> dict:
+    """Readings of a subset `read` of `cands`, re-indexed over all of `cands` (others: one zero row per step)."""
+    pos = {(c.problem_id, c.index): i for i, c in enumerate(read)}
+    X, cand, n_feat = [], [], data["X"].shape[1]
+    for i, c in enumerate(cands):
+        j = pos.get((c.problem_id, c.index))
+        X.append(data["X"][data["cand"] == j] if j is not None else np.zeros((len(c.steps), n_feat), np.float32))
+        cand += [i] * len(X[-1])
+    return {**data, "X": np.vstack(X), "cand": np.array(cand)}
+
+
 def cached_step_scores(data: dict, n: int, name: str, head: ProbeHead) -> list[np.ndarray]:
     """Step scores of the confidence / probe scorers from the cached readings."""
     X, cand = data["X"].astype(np.float64), data["cand"]
@@ -214,8 +225,13 @@ def main() -> None:
     engines = Engines()
     t0 = time.perf_counter()
     # one reading of all evaluation candidates with the policy model (cached)
-    data = read_run(engines(POLICY), "qwen2.5", cands, cache / "eval-study-run.npz")
-    print(f"read {len(cands)} candidates / {len(data['X'])} steps in {float(data['seconds']):.0f} s "
+    # only problems with both correct and wrong candidates are read: on the others every selection rule is right
+    # (or wrong) whatever the scores, and they carry no pair; their candidates get a constant score
+    mixed_ids = set(within_problem_pairs(pids, correct, np.zeros(len(cands))))
+    read = [c for c in cands if c.problem_id in mixed_ids]
+    data = read_run(engines(POLICY), "qwen2.5", read, cache / "eval-study-run-mixed.npz")
+    data = widen(data, cands, read)
+    print(f"read {len(read)} candidates of {len(mixed_ids)} problems / {len(data['X'])} steps in {float(data['seconds']):.0f} s "
           f"(this call {time.perf_counter() - t0:.0f} s); evaluated tokens per step token in one full read: "
           f"{data['evaluated'].sum() / data['step_tokens'].sum():.2f}")
 
@@ -229,6 +245,8 @@ def main() -> None:
     for name in configs:
         if name.startswith(("confidence", "probe")):
             scores[name] = cached_step_scores(data, len(cands), name, head)
+            scores[name] = [x if c.problem_id in mixed_ids else np.full(len(c.steps), 0.5)
+                            for x, c in zip(scores[name], cands)]
 
     rows = {}
     for name, cfg in configs.items():
@@ -236,7 +254,7 @@ def main() -> None:
         for s in SCORINGS:
             row[s] = pooled_auc(within_problem_pairs(pids, correct, solution_scores(scores[name], s)))
         row.update(step_auc(cfg, engines))
-        c = cost(cfg, cands, engines, args.cost_candidates, args.cost_problems)
+        c = cost(cfg, read, engines, args.cost_candidates, args.cost_problems)
         if name in scores and not name.startswith("judge"):  # the real PRM class agrees with the cached path
             where = {(x.problem_id, x.index): i for i, x in enumerate(cands)}
             gap = max(abs(a - b) for key, inc in zip(c["sample"], c["incremental_scores"])
