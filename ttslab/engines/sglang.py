@@ -123,6 +123,8 @@ def sampling_payload(params, max_new_tokens: int | None = None) -> dict[str, Any
     }
     if params.stop:
         p["stop"] = list(params.stop)
+    if getattr(params, "ignore_eos", False):  # equal-length benchmark arms, as on the CPU engine
+        p["ignore_eos"] = True
     return p
 
 
