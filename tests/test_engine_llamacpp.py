@@ -109,3 +109,13 @@ def test_ignore_eos_runs_to_max_tokens(engine):
     assert forced.finish == "length" and forced.usage.completion_tokens == 40
     # the end-of-generation token was sampled and generation went on past it
     assert forced.token_ids[: len(done.token_ids)] == done.token_ids
+
+
+def test_every_request_of_a_group_gets_its_own_result_when_done_at_the_first_token(engine):
+    """A group of equal prompts finishing at their first token (max_tokens 1) once left all but one empty."""
+    reqs = [GenerationRequest(prompt(["Step 1."]), SamplingParams(temperature=0.7, max_tokens=1, seed=s))
+            for s in range(4)] + [GenerationRequest(prompt(), SamplingParams(temperature=0.7, max_tokens=3, seed=9))]
+    out = engine.generate(reqs)
+    assert all(c is not None for c in out)
+    assert [c.finish for c in out] == ["length"] * 5
+    assert [c.usage.completion_tokens for c in out] == [1, 1, 1, 1, 3]

@@ -381,8 +381,8 @@ class LlamaCppEngine:
                 for live, tok, lp in zip(lives, firsts, lps):
                     live.logprobs.append(lp)
                     self._take(live, tok)
-                    if live.finish:
-                        results[i] = self._completion(live)
+                    if live.finish:  # done at its first token (EOS, a stop string, max_tokens 1)
+                        results[live.index] = self._completion(live)
                     else:
                         active.append(live)
 
