@@ -31,6 +31,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
 from ttslab.analysis import reference
+from ttslab.search.strategies import method_label, method_names, search_methods
 
 _cb = sns.color_palette("colorblind", 10)
 # Strategies and curve kinds: one colour each, shared by every figure and notebook.
@@ -54,16 +55,13 @@ QUANTITY_PALETTE = {
     "CoT": PALETTE["cot"],
 }
 LABELS = {
-    "best_of_n": "Best-of-N",
-    "beam_search": "Beam search",
-    "dvts": "DVTS",
+    **{name: method_label(name) for name in method_names()},  # the method registry names its methods
     "majority": "Majority",
     "pass@k": "Pass@k",
-    "cot": "CoT",
     "compute_optimal": "Compute-optimal",
     "router": "Router",
 }
-STRATEGIES = ("best_of_n", "beam_search", "dvts")
+STRATEGIES = search_methods()  # from the method registry
 MARKERS = {"best_of_n": "o", "beam_search": "s", "dvts": "^", "majority": "D", "pass@k": "v", "cot": "P"}
 FLAG_FILL = "#fde2c8"  # flagged cells of the study's tables (the paper's own inconsistencies)
 FEW_PROBLEMS = 2  # difficulty bins with at most this many problems are greyed, not read as results
@@ -467,7 +465,7 @@ def accuracy_vs_flops(table: pd.DataFrame, title: str = "Accuracy vs inference F
     offsets = {"best_of_n": (-4, 8), "beam_search": (5, -12), "dvts": (-5, -13)}
     for ax, ds in zip(axes[0], datasets):
         d = table[table["dataset"] == ds]
-        for m in ("cot", "best_of_n", "beam_search", "dvts"):
+        for m in method_names():
             g = d[d["method"] == m].sort_values("budget")
             if g.empty:
                 continue
@@ -869,7 +867,7 @@ def plot_adaptive_compute(table: pd.DataFrame, title: str = "Accuracy vs compute
                     color=color, label=label)
 
     fixed = table[table["kind"] == "fixed"]
-    for m in ("cot", "best_of_n", "beam_search", "dvts"):
+    for m in method_names():
         d = fixed[fixed["method"] == m]
         if len(d):
             ns = ", ".join(str(int(b)) for b in sorted(d["budget"]))
