@@ -110,6 +110,7 @@ def test_shell_completion_installs_and_completes_subcommands_and_overrides(capsy
     assert code == 0 and "method=" in out.split() and "method." in out.split()
 
 
+@pytest.mark.model  # integration tier: slow (see pyproject's markers)
 def test_an_installed_wheel_composes_every_preset_from_any_directory(tmp_path):
     """`pip install .` (not editable): conf/ ships inside the package as ttslab.conf."""
     wheels = tmp_path / "wheels"

@@ -150,6 +150,7 @@ def test_figure1_marks_its_flagged_bar(shipped_figures):
     assert any(t.get_text().endswith("*") for ax in fig.axes for t in ax.texts)
 
 
+@pytest.mark.model  # integration tier: slow (see pyproject's markers)
 def test_reference_only_figures(tmp_path):
     out = tmp_path / "paper_figures"
     paths = build_figures([], out_dir=str(out), check_layout=False)  # layout: tested above
@@ -162,6 +163,7 @@ def test_reference_only_figures(tmp_path):
         assert stem in readme
 
 
+@pytest.mark.model  # integration tier: slow (see pyproject's markers)
 def test_figures_from_a_tiny_run(tmp_path):
     run = write_run(tmp_path / "run", study_records(n_problems=6))
     out = tmp_path / "figs"

@@ -2,6 +2,7 @@
 a smaller scale than their defaults through their parameters cell; 02-06 read the shipped study run.
 The executed notebooks are checked for what a reader sees: at most two tables each."""
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -37,9 +38,8 @@ def html_tables(nb) -> int:
     )
 
 
-@pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=pytest.mark.model) if n in SLOW else n for n in notebooks()]
-)
+@pytest.mark.model  # integration tier: every notebook executed (00 and 01 also load the model)
+@pytest.mark.parametrize("name", notebooks())
 def test_notebook_runs(name, tmp_path):
     papermill = pytest.importorskip("papermill", reason='notebook execution needs pip install -e ".[dev]"')
     import nbformat
@@ -51,6 +51,10 @@ def test_notebook_runs(name, tmp_path):
     out = tmp_path / name
     papermill.execute_notebook(str(NOTEBOOKS / name), str(out), parameters=params, cwd=str(NOTEBOOKS),
                                kernel_name="python3", progress_bar=False)
+    # the companion site (tests/test_site.py, later in the same run) reuses these instead of executing again
+    reuse = NOTEBOOKS.parent / "build" / "executed"
+    reuse.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(out, reuse / name)
     executed = nbformat.read(out, as_version=4)
     if int(name[:2]) <= 6:  # notebooks 00-06 (07 has its own owner)
         assert html_tables(executed) <= MAX_TABLES, f"{name}: {html_tables(executed)} tables (at most {MAX_TABLES})"

@@ -123,6 +123,7 @@ def test_main_prints_servers_flags_and_hours(capsys):
     assert main(["experiment=gpu_smoke"]) == 2  # no gpus=
 
 
+@pytest.mark.model  # integration tier: slow (see pyproject's markers)
 def test_readme_table_rows_are_what_ttslab_plan_prints():
     readme = (REPO / "README.md").read_text()
     for row in readme_table(presets=("gpu_smoke", "table3_cot_baselines")).splitlines()[2:]:

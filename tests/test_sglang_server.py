@@ -200,6 +200,7 @@ def test_reserved_port_is_not_handed_out_again_but_the_server_can_bind_it():
         holder.close()
 
 
+@pytest.mark.model  # integration tier: slow (see pyproject's markers)
 def test_server_that_loses_its_port_is_restarted_on_a_fresh_one(tmp_path, monkeypatch):
     import socket
 

@@ -80,6 +80,7 @@ def test_an_executed_copy_is_reused_only_when_newer(tmp_path):
     assert site.executed_copy(src, executed) == copy
 
 
+@pytest.mark.model  # integration tier: slow (see pyproject's markers)
 def test_build_executes_then_reuses(tmp_path, monkeypatch):
     """A tiny repository through the real builder: nbclient executes, Sphinx renders, a rebuild reuses."""
     import nbformat
@@ -113,6 +114,7 @@ def test_build_executes_then_reuses(tmp_path, monkeypatch):
 # ---------------------------------------------------------------------------------------------- browser
 
 
+@pytest.mark.model  # integration tier: slow (see pyproject's markers)
 def test_the_checker_sees_every_kind_of_breakage(tmp_path):
     _browser()
     root = tmp_path / "html"
