@@ -365,20 +365,19 @@ def build_plan(cfg: Any, gpu: GPUType, count: int) -> Plan:
     # ---- tokens and time (ceilings)
     per_problem = 0.0
     prm_per_problem = 0.0
-    best_of_n_max = max((s.budget for s in specs if s.name == "best_of_n"), default=0)
+    largest = {}  # methods whose smaller budgets reuse the largest one's samples (the registry says which)
     for s in specs:
+        if s.strategy.nested_budgets:
+            largest[s.name] = max(largest.get(s.name, 0), s.budget)
+    for s in specs:
+        cls = s.strategy
         limit = min(s.max_tokens, context - PROMPT_TOKENS)
-        if s.name == "cot":
-            n = 1
-        elif s.name == "best_of_n":
-            if s.budget != best_of_n_max:
-                continue  # smaller budgets reuse the largest one's samples
-            n = s.budget
-        else:
-            n = s.budget
+        if cls.nested_budgets and s.budget != largest[s.name]:
+            continue  # smaller budgets reuse the largest one's samples
+        n = s.budget
         per_problem += n * limit
-        if uses_prm and s.name != "cot":
-            factor = CLASSIFIER_RESCORE if prm_kind == "classifier" and s.name in ("beam_search", "dvts") else 1.0
+        if uses_prm and cls.uses_prm:
+            factor = CLASSIFIER_RESCORE if prm_kind == "classifier" and cls.stepwise else 1.0
             prm_per_problem += n * limit * factor
     policy_tokens = per_problem * problems
     prm_tokens = prm_per_problem * problems
