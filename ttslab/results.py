@@ -348,27 +348,3 @@ class Run:
         if not (p / RECORDS).is_file():
             raise InputError(f"{p}: no {RECORDS}; expected a run directory written by `ttslab run`")
         return cls(p, read_records(p))
-
-
-def iter_candidates(records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    for r in records:
-        for i, c in enumerate(r["candidates"]):
-            yield {"problem_id": r["problem_id"], "method": r["method"], "budget": r["budget"], "index": i, **c}
-
-
-def records_frame(records: Iterable[dict[str, Any]]):
-    """One row per (record, selection rule): the tidy table analysis and summaries start from."""
-    import pandas as pd
-
-    rows = []
-    for r in records:
-        base = {
-            "problem_id": str(r["problem_id"]), "source": r.get("source"), "level": r.get("level"),
-            "policy": r.get("policy"), "prm": r.get("prm"), "method": r["method"], "budget": r["budget"],
-            "seed": r.get("seed", 0),
-            "policy_completion_tokens": r["usage"]["policy"]["completion_tokens"],
-            "wall_time_s": r.get("wall_time_s", 0.0),
-        }
-        for rule, sel in r["selections"].items():
-            rows.append({**base, "rule": rule, "correct": bool(sel["correct"])})
-    return pd.DataFrame(rows)
