@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from ttslab.engines.base import Completion, GenerationRequest, TokenScores, TokenUsage
 from ttslab.rewards.base import ScoreRequest, StepScores
@@ -75,7 +75,7 @@ class FakePRM:
         pass
 
 
-from ttslab.search.strategies import Strategy  # noqa: E402  (a user's strategy, as a user would write it)
+from ttslab.search.strategies import Strategy
 
 
 class KeepFirst(Strategy):

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 PROG = "ttslab"
 SUBCOMMANDS: dict[str, str] = {
@@ -184,10 +184,9 @@ def cmd_merge(argv: list[str]) -> int:
     p.add_argument("out_dir", metavar="OUT_DIR", type=Path)
     p.add_argument("shard_dirs", nargs="+", metavar="SHARD_DIR", type=Path)
     args = p.parse_args(argv)
+    from ttslab.provenance import collect
     from ttslab.results import merge_runs
     from ttslab.summary import write_summary
-
-    from ttslab.provenance import collect
 
     n = merge_runs(args.shard_dirs, args.out_dir)
     write_summary(args.out_dir, provenance=collect({"merged_from": [str(d) for d in args.shard_dirs]}))
@@ -266,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; finished records are kept: rerun the same command to resume", file=sys.stderr)
         return 130
-    except Exception as e:  # noqa: BLE001 - user-facing errors as one line; anything else keeps its traceback
+    except Exception as e:
         from ttslab.errors import TTSLabError
 
         if isinstance(e, TTSLabError):

@@ -15,7 +15,7 @@ import json
 import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
@@ -32,54 +32,54 @@ class DatasetConfig:
     path: str = MISSING  # a Hugging Face hub id, a local .jsonl/.json/.parquet file, or "bundled"
     format: str = "auto"
     split: str = "test"
-    limit: Optional[int] = None
-    ids: Optional[List[str]] = None
-    levels: Optional[List[int]] = None
+    limit: int | None = None
+    ids: list[str] | None = None
+    levels: list[int] | None = None
 
 
 @dataclass
 class PolicyConfig:
     name: str = MISSING
     family: str = MISSING  # prompt format (ttslab.prompts); never inferred from the name
-    model: Optional[str] = None  # GGUF spec for engine=llamacpp
-    hf_id: Optional[str] = None
+    model: str | None = None  # GGUF spec for engine=llamacpp
+    hf_id: str | None = None
     params: float = MISSING  # parameters, for FLOPs
-    pretrain_tokens: Optional[float] = None
+    pretrain_tokens: float | None = None
     context_length: int = 32768
-    sampling: Dict[str, Any] = field(default_factory=dict)  # per-model overrides of method sampling
-    sglang: Optional[Dict[str, Any]] = None
-    kv_layout: Optional[Dict[str, int]] = None  # layers, kv_heads, head_dim: KV bytes per token (ttslab plan)
-    weight_bytes: Optional[float] = None  # bytes of the weights as served (ttslab plan)
+    sampling: dict[str, Any] = field(default_factory=dict)  # per-model overrides of method sampling
+    sglang: dict[str, Any] | None = None
+    kv_layout: dict[str, int] | None = None  # layers, kv_heads, head_dim: KV bytes per token (ttslab plan)
+    weight_bytes: float | None = None  # bytes of the weights as served (ttslab plan)
 
 
 @dataclass
 class PRMConfig:
     name: str = MISSING
     type: str = MISSING  # a type registered in ttslab.rewards
-    format: Optional[str] = None
-    hf_id: Optional[str] = None
-    model: Optional[str] = None
-    params: Optional[float] = None
-    good_token: Optional[str] = None
-    bad_token: Optional[str] = None
-    step_tag: Optional[str] = None
-    format_options: Dict[str, Any] = field(default_factory=dict)
-    head: Optional[str] = None  # classifier PRMs
-    dtype: Optional[str] = None
-    device: Optional[str] = None
-    device_map: Optional[str] = None
+    format: str | None = None
+    hf_id: str | None = None
+    model: str | None = None
+    params: float | None = None
+    good_token: str | None = None
+    bad_token: str | None = None
+    step_tag: str | None = None
+    format_options: dict[str, Any] = field(default_factory=dict)
+    head: str | None = None  # classifier PRMs
+    dtype: str | None = None
+    device: str | None = None
+    device_map: str | None = None
     batch_size: int = 8
-    options: Dict[str, Any] = field(default_factory=dict)  # type-specific settings of other scorers
-    sglang: Optional[Dict[str, Any]] = None
-    kv_layout: Optional[Dict[str, int]] = None
-    weight_bytes: Optional[float] = None  # bytes of the weights as served (ttslab plan)
+    options: dict[str, Any] = field(default_factory=dict)  # type-specific settings of other scorers
+    sglang: dict[str, Any] | None = None
+    kv_layout: dict[str, int] | None = None
+    weight_bytes: float | None = None  # bytes of the weights as served (ttslab plan)
 
 
 @dataclass
 class MethodConfig:
     name: str = MISSING
     budget: int = 1
-    budgets: Optional[List[int]] = None  # several budgets in one run (overrides `budget`)
+    budgets: list[int] | None = None  # several budgets in one run (overrides `budget`)
     beam_width: int = 4
     temperature: float = 0.7
     top_p: float = 1.0
@@ -93,7 +93,7 @@ class MethodConfig:
 @dataclass
 class LlamaCppEngineConfig:
     name: str = "llamacpp"
-    n_threads: Optional[int] = None
+    n_threads: int | None = None
     max_sequences: int = 32
     n_ctx_per_sequence: int = 3072
     n_batch: int = 512
@@ -103,8 +103,8 @@ class LlamaCppEngineConfig:
 @dataclass
 class SGLangEngineConfig:
     name: str = "sglang"
-    policy: Dict[str, Any] = field(default_factory=dict)
-    prm: Dict[str, Any] = field(default_factory=dict)
+    policy: dict[str, Any] = field(default_factory=dict)
+    prm: dict[str, Any] = field(default_factory=dict)
     concurrency: int = 16
     max_batch: int = 64
     timeout_s: float = 1800
@@ -112,8 +112,8 @@ class SGLangEngineConfig:
     retries: int = 4
     backoff_s: float = 1.0
     max_backoff_s: float = 30
-    launch: Dict[str, Any] = field(default_factory=dict)
-    gpu: Dict[str, Any] = field(default_factory=dict)
+    launch: dict[str, Any] = field(default_factory=dict)
+    gpu: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -123,7 +123,7 @@ class TTSLabConfig:
     prm: Any = MISSING
     engine: Any = MISSING
     method: Any = MISSING
-    plan: Optional[List[Any]] = None
+    plan: list[Any] | None = None
     seed: int = 0
     shard: str = "0/1"
     run_name: str = MISSING

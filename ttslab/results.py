@@ -34,9 +34,10 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from ttslab.errors import InputError
 
@@ -299,7 +300,7 @@ class RecordWriter:
         finally:
             self._lock.close()
 
-    def __enter__(self) -> "RecordWriter":
+    def __enter__(self) -> RecordWriter:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -340,7 +341,7 @@ class Run:
     records: list[dict[str, Any]]
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Run":
+    def load(cls, path: str | os.PathLike) -> Run:
         p = Path(path)
         if not p.is_dir():
             what = "is a file" if p.exists() else "does not exist"

@@ -39,8 +39,8 @@ from ttslab.errors import ConfigError, InputError
 from ttslab.grading import Grader, extract_answer
 from ttslab.models import model_sha256
 from ttslab.problems import Problem, load_problems, shard
-from ttslab.rewards import ENGINE_PRM_TYPES
 from ttslab.results import CONFIG, RecordWriter, check_records, lock_run_dir, read_records, record_key
+from ttslab.rewards import ENGINE_PRM_TYPES
 from ttslab.search.loop import Task, make_task, run_tasks
 from ttslab.search.selection import select_all
 from ttslab.summary import write_summary

@@ -12,7 +12,7 @@ Conventions (written down because the public code leaves them implicit):
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 SCORINGS: dict[str, Callable[[Sequence[float]], float]] = {
     "prm_min": min,

@@ -32,13 +32,13 @@ from typing import ClassVar
 from ttslab.errors import ConfigError
 from ttslab.search.tree import Node
 
-STRATEGIES: dict[str, type["Strategy"]] = {}
+STRATEGIES: dict[str, type[Strategy]] = {}
 
 
 def register(name: str):
     """Class decorator: make a strategy available as `method.name=<name>`."""
 
-    def add(cls: type["Strategy"]) -> type["Strategy"]:
+    def add(cls: type[Strategy]) -> type[Strategy]:
         cls.name = name
         STRATEGIES[name] = cls
         return cls
