@@ -26,6 +26,7 @@ SMALL_CPU = ["engine.max_sequences=8", "engine.n_ctx_per_sequence=1024", "engine
 TINY = [
     "dataset.limit=1",
     "progress=false",
+    "prm=cpu_judge",  # a PRM SGLang serves (the default may be an in-process-only scorer)
     (
         "plan=[{name:best_of_n,budgets:[2],max_tokens:48},"
         "{name:beam_search,budgets:[4],beam_width:2,max_tokens:64,max_step_tokens:24,max_steps:2}]"
