@@ -40,6 +40,7 @@ BAD_INPUTS = [
     (["run", "experiment=fig7_qwen_sizes", "dataset=bundled", "dataset.limit=3", "engine.gpu.type=A100-40",
       "engine.gpu.count=1"],
      "PRM qwen2.5-math-prm-72b (135.4 GiB of bf16 weights"),
+    (["run", "engine=sglang", "policy=qwen2.5-0.5b-instruct", "prm=cpu_confidence"], "needs engine=llamacpp"),
     (["summary"], "the following arguments are required: RUN_DIR"),
     (["summary", "/nonexistent/run"], "/nonexistent/run"),
     (["merge", "out-only"], "the following arguments are required: SHARD_DIR"),

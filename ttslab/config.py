@@ -317,7 +317,7 @@ def uses_prm(cfg: DictConfig, specs: list[list[MethodSpec]]) -> bool:
 
 def validate(cfg: DictConfig) -> list[list[MethodSpec]]:
     """Every check that needs no model and no file content; returns the method specs."""
-    from ttslab.rewards import ENGINE_PRM_TYPES, PRM_TYPES
+    from ttslab.rewards import ENGINE_PRM_TYPES, IN_PROCESS_PRM_TYPES, PRM_TYPES
 
     specs = method_specs(cfg)
     if cfg.prm.type not in PRM_TYPES:
@@ -336,6 +336,10 @@ def validate(cfg: DictConfig) -> list[list[MethodSpec]]:
     limit = cfg.dataset.limit
     if limit is not None and limit < 1:
         raise ConfigError(f"dataset.limit={limit}: expected a positive integer or null")
+    if uses_prm(cfg, specs) and cfg.prm.type in IN_PROCESS_PRM_TYPES and cfg.engine.name != "llamacpp":
+        raise ConfigError(f"prm={cfg.prm.name} (type {cfg.prm.type}) reads the model in-process and needs "
+                          f"engine=llamacpp, but engine={cfg.engine.name}: choose a PRM an SGLang server can serve "
+                          "(e.g. prm=rlhflow-8b-deepseek-data, or prm=cpu_judge on CPU)")
     if cfg.engine.name == "llamacpp":
         if not cfg.policy.model:
             raise ConfigError(f"policy {cfg.policy.name!r} has no GGUF model (policy.model is null), so it cannot "

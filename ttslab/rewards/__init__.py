@@ -21,7 +21,7 @@ from ttslab.engines.base import Engine
 from ttslab.rewards.base import RewardModel, ScoreRequest, StepScores
 from ttslab.rewards.logprob import LogprobPRM
 
-__all__ = ["BUILDERS", "ENGINE_PRM_TYPES", "PRM_TYPES", "LogprobPRM", "RewardModel", "ScoreRequest", "StepScores", "build_reward_model"]
+__all__ = ["BUILDERS", "ENGINE_PRM_TYPES", "IN_PROCESS_PRM_TYPES", "PRM_TYPES", "LogprobPRM", "RewardModel", "ScoreRequest", "StepScores", "build_reward_model"]
 
 
 def _plain(cfg: Any) -> dict[str, Any]:
@@ -134,6 +134,8 @@ PRM_TYPES = tuple(BUILDERS)
 # types whose `model` is a model spec the run's engine serves (a GGUF file on engine=llamacpp): checked
 # and hashed before anything loads; classifier PRMs load with transformers instead
 ENGINE_PRM_TYPES = frozenset({"logprob", "judge", "confidence", "probe"})
+# types that read the model in-process (token log-probabilities, hidden states): the CPU engine only
+IN_PROCESS_PRM_TYPES = frozenset({"confidence", "probe"})
 
 
 def build_reward_model(
