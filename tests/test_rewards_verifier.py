@@ -118,9 +118,12 @@ def test_teacher_forced_logprobs_match_next_token_logprobs(engine):
     assert forced.logprobs.shape == (len(s_ids),) and forced.hidden.shape == (1, 896)
     # the first step token given the prompt, through the engine's independent path (next_token_logprobs).
     # KV computed in another batch shape takes other quantised-matmul paths in llama.cpp: log-probabilities
-    # agree to a few hundredths, not bit for bit (measured up to 0.06: tests/test_engine_llamacpp.py)
+    # agree to a few hundredths for likely tokens, not bit for bit (measured up to 0.06:
+    # tests/test_engine_llamacpp.py); this hand-written step's first token is unlikely (log-prob ~ -8), where the
+    # error grows with the magnitude (measured 0.19 in a fresh CI environment): 5% relative. A wrong position
+    # or prefix would be off by whole nats.
     ref = engine.next_token_logprobs([prompt], [s_ids[0]])[0]
-    assert forced.logprobs[0] == pytest.approx(ref.logprobs[s_ids[0]], abs=0.15)
+    assert forced.logprobs[0] == pytest.approx(ref.logprobs[s_ids[0]], rel=0.05, abs=0.15)
     assert np.all(forced.logprobs <= 0) and np.isfinite(forced.hidden).all()
     # reading only the step's tail on the now-cached prefix gives the same numbers and hidden state
     half = len(s_ids) // 2

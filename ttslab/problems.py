@@ -186,6 +186,8 @@ def _rows(path: str, split: str, format: str) -> tuple[Iterable[dict], str, str]
     """Rows of a local file (jsonl/json/parquet) or a hub dataset, validated, then read with `datasets`."""
     import datasets
 
+    datasets.disable_progress_bars()  # "Generating train split" on stderr would bury the run's own messages
+
     if path == "bundled":
         path = str(BUNDLED)
     p = Path(path).expanduser()
