@@ -17,6 +17,9 @@ from ttslab import plots, study
 from ttslab.analysis import reference
 from ttslab.figures import build_figures, figure_entries
 
+# integration tier: every figure is drawn (see pyproject's markers)
+pytestmark = pytest.mark.model
+
 
 @pytest.fixture(scope="module")
 def shipped_figures():

@@ -129,6 +129,7 @@ def test_every_gold_answer_verifies_against_itself_and_its_rewritings(shared_dat
     assert not any(wrong)
 
 
+@pytest.mark.model  # integration tier: slow (see pyproject's markers)
 def test_a_hanging_check_times_out_and_counts_as_wrong():
     from helpers_grading import never_returns
 
@@ -145,6 +146,7 @@ def test_a_hanging_check_times_out_and_counts_as_wrong():
         g.close()
 
 
+@pytest.mark.model  # integration tier: slow (see pyproject's markers)
 def test_a_problem_grading_budget_bounds_its_checks():
     """Five distinct answers at half a second per check, within a 1.25 s budget: about two checks run,
     the rest count as not equivalent, the report says so, and the next problem is graded normally."""

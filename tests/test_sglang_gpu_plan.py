@@ -130,6 +130,7 @@ def test_readme_table_rows_are_what_ttslab_plan_prints():
         assert row in readme, row
 
 
+@pytest.mark.model  # integration tier: slow (see pyproject's markers)
 def test_sweep_points_cover_the_preset():
     plans, errors = plan_preset(["experiment=table3_cot_baselines"], "1xH100")
     assert len(plans) + len(errors) == 12  # 2 datasets x 6 policies

@@ -126,6 +126,7 @@ def test_multirun_basic_launcher_runs_a_2x2_sweep(tmp_path):
 
 @pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is None,
                     reason="hydra-submitit-launcher is not installed (pip install hydra-submitit-launcher)")
+@pytest.mark.model  # integration tier: slow (see pyproject's markers)
 def test_slurm_launcher_composes_without_a_cluster():
     # Hydra refuses --cfg together with -m, so the sweep's composition is printed in run mode.
     common = ["experiment=fig4_math500", "hydra/launcher=slurm", "hydra.launcher.partition=gpu", "shard=1/4"]
@@ -216,6 +217,7 @@ def _documented_run_commands(section: str = "") -> list[str]:
     return commands
 
 
+@pytest.mark.model  # integration tier: slow (see pyproject's markers)
 def test_every_documented_gpu_command_composes():
     import shlex
 

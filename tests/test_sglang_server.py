@@ -112,6 +112,7 @@ def test_server_that_dies_at_startup_shows_its_log(tmp_path):
     assert not sglang_server._live  # nothing left running
 
 
+@pytest.mark.model  # integration tier: slow (see pyproject's markers)
 def test_connecting_to_a_missing_server_fails_fast(tmp_path):
     cfg = {"policy": {"urls": ["http://127.0.0.1:9"]}, "connect_timeout_s": 0.5}
     with pytest.raises(SGLangError, match=r"http://127\.0\.0\.1:9 is not healthy"):
@@ -165,6 +166,7 @@ def test_prm_that_cannot_fit_what_the_policy_left_is_refused_before_launch(tmp_p
     assert not (tmp_path / "logs").exists()  # nothing was started
 
 
+@pytest.mark.model  # integration tier: slow (see pyproject's markers)
 def test_launched_servers_require_the_runs_api_key(tmp_path):
     import urllib.error
     import urllib.request
