@@ -72,15 +72,8 @@ def best_configurations(per_problem: pd.DataFrame, bins: pd.Series | None = None
     return out[["policy", "prm", "difficulty", "budget", "method", "rule", "accuracy", "n_problems"]]
 
 
-def _scored_with_choice(
-    tts: pd.DataFrame, labels: pd.Series, train: np.ndarray, test: np.ndarray
-) -> pd.DataFrame:
-    """Per-problem values on `test` rows of the configuration chosen on `train` rows of the same bin.
-
-    Returns one column per (policy, prm, budget).
-    """
-    test_ids = tts.index[test]
-    out: dict[tuple, np.ndarray] = {}
+def _bin_folds(labels: pd.Series, train: np.ndarray, test: np.ndarray):
+    """(bin mask, train mask, test mask) of each difficulty bin with test problems in this fold."""
     for label in labels.unique():
         in_bin = (labels == label).to_numpy()
         tr, te = train & in_bin, test & in_bin
@@ -91,6 +84,19 @@ def _scored_with_choice(
                 f"cross-validation: difficulty bin {label!r} has no training problems in a fold; "
                 "use fewer folds or coarser bins"
             )
+        yield in_bin, tr, te
+
+
+def _scored_with_choice(
+    tts: pd.DataFrame, labels: pd.Series, train: np.ndarray, test: np.ndarray
+) -> pd.DataFrame:
+    """Per-problem values on `test` rows of the configuration chosen on `train` rows of the same bin.
+
+    Returns one column per (policy, prm, budget).
+    """
+    test_ids = tts.index[test]
+    out: dict[tuple, np.ndarray] = {}
+    for in_bin, tr, te in _bin_folds(labels, train, test):
         rows_in_test = in_bin[test]  # positions of this bin's problems among the test rows
         for _, c in _choose(tts.loc[tr]).iterrows():
             key = (c["policy"], c["prm"], c["budget"])
@@ -144,16 +150,7 @@ def nested_cv_accuracy(
     chosen: dict[tuple, list[int]] = {}
     for k in range(folds):
         train, test = fold_of != k, fold_of == k
-        for label in labels.unique():
-            in_bin = (labels == label).to_numpy()
-            tr, te = train & in_bin, test & in_bin
-            if not te.any():
-                continue
-            if not tr.any():
-                raise ValueError(
-                    f"cross-validation: difficulty bin {label!r} has no training problems in a fold; "
-                    "use fewer folds or coarser bins"
-                )
+        for _, tr, te in _bin_folds(labels, train, test):
             means = tts.loc[tr].mean(axis=0).rename("accuracy").reset_index()
             means = means.sort_values(["policy", "prm", "budget", "method", "rule"], kind="stable")
             for (policy, prm), g in means.groupby(["policy", "prm"], sort=True):

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ttslab.rewards.base import ScoreRequest, StepScores
-from ttslab.rewards.reading import read_steps
+from ttslab.rewards.reading import ReadingPRM, read_steps
 
 STATISTICS = ("mean", "lowest_window", "tail")
 
@@ -45,7 +45,7 @@ def confidence_score(value: float) -> float:
     return 0.5 if np.isnan(value) else float(np.exp(min(value, 0.0)))
 
 
-class ConfidencePRM:
+class ConfidencePRM(ReadingPRM):
     """Step score = exp(statistic of the step's token log-probabilities) under the reading model.
 
     Args:
@@ -71,12 +71,3 @@ class ConfidencePRM:
             stats = [step_statistics(lp, self.window, self.tail)[self.statistic] for lp in reading.logprobs]
             out.append(StepScores([confidence_score(v) for v in stats], reading.usage))
         return out
-
-    def score_last(self, requests: Sequence[ScoreRequest]) -> list[StepScores]:
-        return self._score(requests, last_only=True)
-
-    def score_all(self, requests: Sequence[ScoreRequest]) -> list[StepScores]:
-        return self._score(requests, last_only=False)
-
-    def close(self) -> None:
-        pass  # the engine belongs to whoever built it

@@ -23,7 +23,7 @@ import numpy as np
 
 from ttslab.rewards.base import ScoreRequest, StepScores
 from ttslab.rewards.confidence import STATISTICS, step_statistics
-from ttslab.rewards.reading import StepReading, read_steps
+from ttslab.rewards.reading import ReadingPRM, StepReading, read_steps
 
 
 def step_features(reading: StepReading, window: int, tail: int) -> np.ndarray:
@@ -82,7 +82,7 @@ def head_path(spec: str) -> Path:
     return path
 
 
-class ProbePRM:
+class ProbePRM(ReadingPRM):
     """Step score = the probe head's probability that the solution through this step ends correct.
 
     Args:
@@ -105,12 +105,3 @@ class ProbePRM:
             p = self.head.predict(x)
             out.append(StepScores([float(v) for v in p], reading.usage))
         return out
-
-    def score_last(self, requests: Sequence[ScoreRequest]) -> list[StepScores]:
-        return self._score(requests, last_only=True)
-
-    def score_all(self, requests: Sequence[ScoreRequest]) -> list[StepScores]:
-        return self._score(requests, last_only=False)
-
-    def close(self) -> None:
-        pass  # the engine belongs to whoever built it

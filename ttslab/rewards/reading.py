@@ -17,7 +17,7 @@ import numpy as np
 
 from ttslab.engines.base import TokenUsage
 from ttslab.prompts import build_prompt
-from ttslab.rewards.base import ScoreRequest
+from ttslab.rewards.base import ScoreRequest, StepScores
 
 
 @dataclass
@@ -64,3 +64,20 @@ def read_steps(engine, family: str, requests: Sequence[ScoreRequest], last_only:
         pieces = [forced.logprobs[lo - start : hi - start] for lo, hi in pairwise(b)]
         out.append(StepReading(pieces, forced.hidden, forced.usage))
     return out
+
+
+class ReadingPRM:
+    """The RewardModel protocol for scorers that read steps through a model: `_score` scores the newest
+    step (`last_only`) or every step of each request; the engine belongs to whoever built it."""
+
+    def _score(self, requests: Sequence[ScoreRequest], last_only: bool) -> list[StepScores]:
+        raise NotImplementedError
+
+    def score_last(self, requests: Sequence[ScoreRequest]) -> list[StepScores]:
+        return self._score(requests, last_only=True)
+
+    def score_all(self, requests: Sequence[ScoreRequest]) -> list[StepScores]:
+        return self._score(requests, last_only=False)
+
+    def close(self) -> None:
+        pass  # the engine belongs to whoever built it
