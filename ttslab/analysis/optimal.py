@@ -9,6 +9,11 @@ at fixed budgets; a single "compute-optimal accuracy" either reads it at a budge
 (e.g. the largest) or chooses the budget inside the folds (`nested_cv_accuracy`). Its maximum over
 budgets would choose the budget on the held-out scores: in-sample selection again.
 
+Intervals: `compute_optimal_curve` gives each accuracy a 95% percentile bootstrap interval over problems
+(`<column>_ci_low/_ci_high`) of the per-problem scores with the configurations held at their choice: they
+show how much the problems move the number, not how uncertain the choice itself is (the gap between the
+in-sample and the cross-validated curve shows that).
+
 Efficiency Gain interpolates in log2 budget by default: budgets are powers of two and the curves are
 drawn on a log2 axis, so this is linear interpolation along the segment the reader sees. `scale="linear"`
 interpolates in raw budget instead (it gives a larger matched budget, hence a smaller gain).
@@ -20,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from ttslab.analysis.curves import PASS_AT_K
 from ttslab.search.strategies import STRATEGIES
@@ -105,10 +111,25 @@ def _scored_with_choice(
     return pd.DataFrame(out, index=test_ids)
 
 
+def _mean_ci(scores: pd.DataFrame, n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per column: mean, and 95% percentile-bootstrap interval over the rows (problems), in percent."""
+    values = scores.to_numpy(dtype=float) * 100.0
+    mean = values.mean(axis=0)
+    if len(values) < 2:
+        return mean, mean.copy(), mean.copy()
+    ci = stats.bootstrap((values,), np.mean, axis=0, vectorized=True, n_resamples=n_boot,
+                         confidence_level=0.95, method="percentile",
+                         random_state=np.random.default_rng(seed)).confidence_interval
+    # a column where every problem agrees has a zero-width interval, not NaN
+    return mean, np.where(np.isnan(ci.low), mean, ci.low), np.where(np.isnan(ci.high), mean, ci.high)
+
+
 def compute_optimal_curve(
-    per_problem: pd.DataFrame, bins: pd.Series | None = None, folds: int = 5, seed: int = 0
+    per_problem: pd.DataFrame, bins: pd.Series | None = None, folds: int = 5, seed: int = 0, n_boot: int = 1000
 ) -> pd.DataFrame:
-    """Compute-optimal accuracy (percent) per (policy, prm, budget), in-sample and cross-validated.
+    """Compute-optimal accuracy (percent) per (policy, prm, budget), in-sample and cross-validated,
+    each with a 95% bootstrap interval over problems (`accuracy_in_sample_ci_low`, ..._ci_high,
+    `accuracy_cv_ci_low`, ...; the choices held fixed, see the module docstring).
 
     With `bins`, the configuration is chosen per difficulty bin (the study's difficulty-aware
     recipe) and each problem is scored with its own bin's choice.
@@ -121,12 +142,16 @@ def compute_optimal_curve(
             f"compute_optimal_curve: folds must be in [2, {n}] (number of problems), got {folds}"
         )
     everyone = np.ones(n, dtype=bool)
-    in_sample = _scored_with_choice(tts, labels, everyone, everyone).mean(axis=0)
+    in_sample = _scored_with_choice(tts, labels, everyone, everyone)
     fold_of = np.random.default_rng(seed).permutation(n) % folds
     held_out = pd.concat([_scored_with_choice(tts, labels, fold_of != k, fold_of == k) for k in range(folds)])
-    cv = held_out.mean(axis=0)
-    out = pd.DataFrame({"accuracy_in_sample": in_sample * 100.0, "accuracy_cv": cv * 100.0})
-    out.index = pd.MultiIndex.from_tuples(out.index, names=["policy", "prm", "budget"])
+    held_out = held_out.loc[in_sample.index, in_sample.columns]  # same problems, same column order
+    out = pd.DataFrame(index=pd.MultiIndex.from_tuples(in_sample.columns, names=["policy", "prm", "budget"]))
+    for name, scores in (("accuracy_in_sample", in_sample), ("accuracy_cv", held_out)):
+        mean, low, high = _mean_ci(scores, n_boot, seed)
+        out[name], out[f"{name}_ci_low"], out[f"{name}_ci_high"] = mean, low, high
+    out = out[["accuracy_in_sample", "accuracy_cv", "accuracy_in_sample_ci_low", "accuracy_in_sample_ci_high",
+               "accuracy_cv_ci_low", "accuracy_cv_ci_high"]]
     return out.reset_index().sort_values(["policy", "prm", "budget"]).reset_index(drop=True)
 
 
