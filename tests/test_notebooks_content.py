@@ -1,6 +1,7 @@
-"""What notebooks 00-06 tell a reader, checked on their stored (clean) source: every figure is followed by a
+"""What notebooks 00-07 tell a reader, checked on their stored (clean) source: every figure is followed by a
 "what this run shows" cell, exercises say what they cost and are not repeated across notebooks, relative links
-resolve, and claims the study does not support stay out (issue 12, item 5)."""
+resolve, claims the study does not support stay out (issue 12, item 5), and statements about an earlier shipped
+run stay out (issue 12: the shipped run was replaced)."""
 
 import re
 from pathlib import Path
@@ -10,15 +11,25 @@ import pytest
 nbformat = pytest.importorskip("nbformat", reason='needs pip install -e ".[dev]"')
 
 REPO = Path(__file__).resolve().parent.parent
-NOTEBOOKS = sorted((REPO / "notebooks").glob("0[0-6]_*.ipynb"))
+NOTEBOOKS = sorted((REPO / "notebooks").glob("0[0-7]_*.ipynb"))
 FIGURE_CALLS = re.compile(r"\bplots\.(accuracy_vs_budget|accuracy_by_difficulty|pass1_histogram|figure1_bars|flops_bars|"
-                          r"accuracy_vs_flops|compute_optimal|ours_vs_study)\(|draw_search_tree\(records")
+                          r"accuracy_vs_flops|compute_optimal|ours_vs_study|plot_adaptive_compute)\(|draw_search_tree\(records")
 COST_WORDS = ("min", "seconds", "hour", "pencil and paper", "no new run", "this notebook's run time")
 UNSUPPORTED = [
     "as in the study's post-processing",  # the study's post-processing is unreleased
     "the study reports the in-sample",  # the study does not state how its compute-optimal cells were chosen
     "a caution the study's figures share",  # the study does not say how its Pass@1 was estimated
     "docs/gpu.md",
+]
+# what the notebooks said of the earlier shipped run (6-10 problems, MATH-500 levels 1-3, the LLM judge alone)
+STALE = [
+    "a stronger cpu verifier is being built",
+    "math-500 levels 1-3",
+    "6-10 problems",
+    "six to ten problems",
+    "our verifier is a 0.5b llm judge",
+    "judged by a 0.5b llm judge",
+    "one problem is worth 10-17 points",
 ]
 
 
@@ -84,6 +95,21 @@ def test_no_claims_the_study_does_not_support(path):
     text = " ".join(" ".join(c.source for c in _cells(path)).lower().split())
     for phrase in UNSUPPORTED:
         assert phrase not in text, f"{path.name}: {phrase!r}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS[2:], ids=lambda p: p.name)
+def test_no_stale_statements_about_the_shipped_run(path):
+    text = " ".join(" ".join(c.source for c in _cells(path)).lower().split())
+    for phrase in STALE:
+        assert phrase not in text, f"{path.name}: {phrase!r}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS[2:], ids=lambda p: p.name)
+def test_the_verifier_of_each_shipped_dataset_is_named(path):
+    """02-07 read the shipped run, whose two datasets were scored by different verifiers: both are named."""
+    text = " ".join(c.source for c in _cells(path) if c.cell_type == "markdown")
+    for name in ("cpu-judge-qwen2.5-coder-0.5b", "cpu-confidence-qwen2.5-coder-0.5b"):
+        assert name in text, f"{path.name}: the verifier {name} is not named"
 
 
 def test_exercise_commands_compose_and_select_problems():
