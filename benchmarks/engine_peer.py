@@ -27,6 +27,10 @@ The peer is built from the llama.cpp that llama-cpp-python 0.3.36 vendors, outsi
 
     python benchmarks/engine_peer.py --bin peer/build/bin [--tokens 128] [--rounds 3]
 
+`--kv-unified 1,0` measures the engine with both KV layouts (one pool shared by all sequences, which
+prefix sharing uses; or one stream per sequence, as llama-server -np and llama-batched-bench run by
+default) as two arms of the same rounds.
+
 `--before FILE` adds a fourth arm, an earlier version of the engine module (e.g. `git show
 <rev>:ttslab/engines/llamacpp.py > before.py`), so a change is measured against its parent in one run.
 
@@ -174,6 +178,11 @@ def run_raw(binary: Path, model: str, threads: int, n_prompt: int, tokens: int, 
 
 
 # ---------------------------------------------------------------- main
+def _arm(unified: bool, layouts: list[bool]) -> str:
+    """'ttslab' when one KV layout is measured, else 'ttslab-unified' / 'ttslab-split'."""
+    return "ttslab" if len(layouts) == 1 else f"ttslab-{'unified' if unified else 'split'}"
+
+
 def spread(xs: list[float]) -> str:
     return f"{min(xs):.2f} / {statistics.median(xs):.2f} / {max(xs):.2f}"
 
@@ -187,13 +196,16 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--temperature", type=float, default=0.7)
     ap.add_argument("--workloads", default="same,diff")
-    ap.add_argument("--kv-unified", type=int, choices=(0, 1), default=1, help="the engine's kv_unified")
+    ap.add_argument("--kv-unified", default="1",
+                    help="the engine's kv_unified; '1,0' measures both layouts as two ttslab arms in the same rounds")
     ap.add_argument("--before", type=Path, help="an earlier llamacpp.py to measure as a fourth arm")
     args = ap.parse_args()
     model = str(resolve(args.model))
     ctx_per_seq = 1024
-    engine = LlamaCppEngine(args.model, n_threads=args.threads, max_sequences=N_SEQ, n_ctx_per_sequence=ctx_per_seq,
-                            kv_unified=bool(args.kv_unified))
+    layouts = [bool(int(v)) for v in args.kv_unified.split(",")]
+    engines = {_arm(u, layouts): LlamaCppEngine(args.model, n_threads=args.threads, max_sequences=N_SEQ,
+                                                n_ctx_per_sequence=ctx_per_seq, kv_unified=u) for u in layouts}
+    engine = next(iter(engines.values()))
     before = None
     if args.before:
         spec = importlib.util.spec_from_file_location("llamacpp_before", args.before)
@@ -201,12 +213,13 @@ def main() -> None:
         sys.modules[spec.name] = mod  # dataclasses look their module up
         spec.loader.exec_module(mod)
         before = mod.LlamaCppEngine(args.model, n_threads=args.threads, max_sequences=N_SEQ,
-                                    n_ctx_per_sequence=ctx_per_seq, kv_unified=bool(args.kv_unified))
+                                    n_ctx_per_sequence=ctx_per_seq, kv_unified=layouts[0])
         before._ll = _NoEndOfGeneration(before._ll)  # an engine from before ignore_eos: the same effect
     server = Server(args.bin / "llama-server", model, args.threads, ctx_per_seq)
     try:
         # warm-up: first calls of both in-process and server paths
-        run_ttslab(engine, prompts("same", -1)[:2], 4, args.temperature)
+        for e in engines.values():
+            run_ttslab(e, prompts("same", -1)[:2], 4, args.temperature)
         if before:
             run_ttslab(before, prompts("same", -1)[:2], 4, args.temperature)
         run_server(server, [engine.tokenize(t) for t in prompts("diff", -1)], 4, args.temperature, same=False)
@@ -217,7 +230,7 @@ def main() -> None:
                 ids = [engine.tokenize(t) for t in texts]
                 n_prompt = round(sum(map(len, ids)) / len(ids))
                 idle = server.cpu_seconds()
-                got = {"ttslab": run_ttslab(engine, texts, args.tokens, args.temperature)}
+                got = {arm: run_ttslab(e, texts, args.tokens, args.temperature) for arm, e in engines.items()}
                 idle = server.cpu_seconds() - idle
                 got["server"] = run_server(server, ids, args.tokens, args.temperature, same=wl == "same")
                 got["raw"], got["raw decode-only"] = run_raw(args.bin / "llama-batched-bench", model, args.threads,
@@ -231,19 +244,22 @@ def main() -> None:
                       f"  tok/s  (idle server used {idle:.2f} CPU s meanwhile)", flush=True)
     finally:
         server.close()
-        engine.close()
+        for e in engines.values():
+            e.close()
         if before:
             before.close()
     print(f"\n{N_SEQ} sequences x {args.tokens} tokens, {args.threads} threads, {args.rounds} rounds; "
           "ratios per round, min / median / max")
     for wl in args.workloads.split(","):
-        t, s, raw = rates[(wl, "ttslab")], rates[(wl, "server")], rates[(wl, "raw")]
-        print(f"  {wl:4s} ttslab/server {spread([a / b for a, b in zip(t, s)])}  (goal >= 1.0)   "
-              f"ttslab/raw {spread([a / b for a, b in zip(t, raw)])}  (goal >= 0.9)   "
-              f"median tok/s: ttslab {statistics.median(t):.1f} server {statistics.median(s):.1f} "
-              f"raw {statistics.median(raw):.1f} (decode-only {statistics.median(rates[(wl, 'raw decode-only')]):.1f})")
+        s, raw = rates[(wl, "server")], rates[(wl, "raw")]
+        for arm in engines:
+            t = rates[(wl, arm)]
+            print(f"  {wl:4s} {arm}/server {spread([a / b for a, b in zip(t, s)])}  (goal >= 1.0)   "
+                  f"{arm}/raw {spread([a / b for a, b in zip(t, raw)])}  (goal >= 0.9)   "
+                  f"median tok/s: {arm} {statistics.median(t):.1f} server {statistics.median(s):.1f} "
+                  f"raw {statistics.median(raw):.1f} (decode-only {statistics.median(rates[(wl, 'raw decode-only')]):.1f})")
         if before:
-            b = rates[(wl, "before")]
+            b, t = rates[(wl, "before")], rates[(wl, next(iter(engines)))]
             print(f"  {wl:4s} before/server {spread([a / c for a, c in zip(b, s)])}   before/raw "
                   f"{spread([a / c for a, c in zip(b, raw)])}   ttslab/before {spread([a / c for a, c in zip(t, b)])}")
 

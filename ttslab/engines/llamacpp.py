@@ -145,7 +145,8 @@ class LlamaCppEngine:
         cp.n_seq_max = max_sequences
         cp.n_threads = cp.n_threads_batch = threads
         # unified: one KV pool, a forked prefix shares cells; per-sequence streams: a fork copies the
-        # buffer, but each sequence attends only over its own cells (cheaper for long, wide batches)
+        # buffer and each sequence attends only over its own cells, which one would expect to be cheaper
+        # for long, wide batches but measured slower (0.81x at 32 x 384 tokens, benchmarks/engine_kv_layout.py)
         cp.kv_unified = kv_unified
         self.kv_unified = kv_unified
         self.ctx = ll.llama_init_from_model(self.model, cp)
