@@ -1,8 +1,10 @@
 """Verifiers measured the way they are used: on stored Best-of-N candidates of real runs.
 
 Evaluation set: the largest Best-of-N record of every problem of the given run directories (default: the
-shipped study run, ttslab/data/study_run/{bundled,math500}: 16 samples per problem of the 0.5B policy,
-graded by Math-Verify). No scorer was fitted on these problems (the probe head and the confidence
+shipped study run, `ttslab.study.study_run_dirs()`: 16 samples per problem of the 0.5B policy, graded by
+Math-Verify). The README's table was measured on the earlier shipped run, ttslab/data/study_run/bundled and
+the 6-problem math500/ of commit 1f8b01e (`git archive 1f8b01e ttslab/data/study_run/math500 | tar x`).
+No scorer was fitted on these problems (the probe head and the confidence
 statistic were picked by benchmarks/verifier_train.py on disjoint problems).
 
 For each scorer:
@@ -48,6 +50,7 @@ from ttslab.rewards import build_reward_model
 from ttslab.rewards.base import ScoreRequest
 from ttslab.rewards.confidence import STATISTICS, confidence_score
 from ttslab.rewards.probe import ProbeHead, head_path
+from ttslab.study import study_run_dirs
 
 SCORINGS = ("prm_last", "prm_min", "prm_avg")
 POLICY = "embedded:qwen2.5-coder-0.5b"
@@ -185,8 +188,7 @@ def accuracy(records: list[dict], scores: dict[str, list[np.ndarray]], cands, su
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", nargs="+", default=[str(ROOT / "ttslab/data/study_run/bundled"),
-                                                      str(ROOT / "ttslab/data/study_run/math500")])
+    parser.add_argument("--runs", nargs="+", default=[str(d) for d in study_run_dirs()])
     parser.add_argument("--cache", default="runs/verifier-cache")
     parser.add_argument("--out", default="runs/verifier-bench.md")
     parser.add_argument("--no-large", action="store_true", help="leave out the 1.5B judge (extra cpu-large)")
