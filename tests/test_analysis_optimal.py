@@ -78,7 +78,8 @@ def test_cross_validation_is_honest_on_pure_noise():
 def test_performance_gain():
     assert optimal.performance_gain(26.0, 66.2) == pytest.approx(154.615, abs=1e-3)
     with pytest.raises(ValueError):
-        optimal.performance_gain(0.0, 10.0)
+        optimal.performance_gain(-1.0, 10.0)
+    assert np.isnan(optimal.performance_gain(0.0, 10.0))  # a run whose CoT got nothing right: undefined
 
 
 MAJ = pd.Series({4: 50.0, 16: 60.0, 64: 70.0, 256: 72.0})
@@ -166,3 +167,17 @@ def test_curve_has_bootstrap_intervals_over_problems():
         # 400 coin flips: a 95% interval of the mean is about +-4.9 points wide
         assert 3.5 < (high[4] - low[4]) / 2 < 6.5
     assert curve.loc[4, "accuracy_cv_ci_low"] < 50 < curve.loc[4, "accuracy_cv_ci_high"]
+
+
+def test_a_configuration_run_on_a_subset_of_the_problems_is_never_chosen():
+    # beam search at N=16 on 2 of 8 problems, right on both: by its mean over its own problems it would win
+    # (100% > 62.5%) and then leave 6 problems unscored
+    wide = _hand_made()
+    wide[("pol", "prm", "beam_search", "prm_last_max", 16)] = [1, 1] + [np.nan] * 6
+    wide[("pol", "prm", "best_of_n", "majority", 16)] = [1, 1, 1, 0, 1, 0, 1, 0]
+    best = optimal.best_configurations(wide).set_index("budget")
+    assert best.loc[16, "method"] == "best_of_n" and best.loc[16, "accuracy"] == 62.5
+    curve = optimal.compute_optimal_curve(wide, folds=4).set_index("budget")
+    assert curve.loc[16, "accuracy_in_sample"] == 62.5 and not np.isnan(curve.loc[16, "accuracy_cv"])
+    nested = optimal.nested_cv_accuracy(wide, folds=4).iloc[0]
+    assert not np.isnan(nested["accuracy_cv_nested"])

@@ -16,7 +16,7 @@ RUNS = sorted(p for p in STUDY_RUN.iterdir() if (p / "records.jsonl").exists())
 
 
 def test_the_shipped_runs_are_there():
-    assert [p.name for p in RUNS] == ["bundled", "math500"]
+    assert [p.name for p in RUNS] == ["bundled", "math500_levels"]
 
 
 @pytest.mark.parametrize("run_dir", RUNS, ids=lambda p: p.name)
@@ -70,7 +70,7 @@ def test_datasets_reads_the_export(tmp_path):
 def test_cli_default_path_and_errors(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main([str(RUNS[1])]) == 0
-    assert (tmp_path / "math500-candidates.parquet").exists()
+    assert (tmp_path / "math500_levels-candidates.parquet").exists()  # named after the run directory
     assert "one per candidate" in capsys.readouterr().out
     assert main([str(tmp_path / "nope")]) == 2
     assert "nope: not a directory" in capsys.readouterr().err

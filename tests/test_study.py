@@ -13,7 +13,7 @@ from ttslab.errors import InputError
 
 def test_the_study_run_ships_finished_runs():
     dirs = study.study_run_dirs()
-    assert {d.name for d in dirs} >= {"bundled", "math500"}
+    assert {d.name for d in dirs} >= {"bundled", "math500_levels"}
     for d in dirs:
         assert (d / "records.jsonl").is_file() and (d / "config.yaml").is_file() and (d / "summary.json").is_file()
 
@@ -26,7 +26,9 @@ def test_the_study_run_is_small_and_holds_no_problem_texts():
             rec = json.loads(line)
             assert not {"question", "problem", "solution"} & set(rec), "records keep ids, not problem texts"
             assert rec["problem_id"] and "gold" in rec
-    assert total < 5_000_000
+    # MATH-500 at 40 problems x 10 records (+ search at N=16 on 10) is ~6.5 MB at ~15 kB a record
+    # (Best-of-N records repeat the first N samples: what every reader of a record expects); bundled ~1.1 MB
+    assert total < 10_000_000
 
 
 @pytest.mark.parametrize("run_dir", study.study_run_dirs(), ids=lambda d: d.name)
@@ -61,3 +63,35 @@ def test_every_strategy_of_the_study_run_has_a_curve():
         table = curves.accuracy_curves(recs, n_boot=200)
         assert {"cot", "best_of_n", "beam_search", "dvts"} <= set(table["method"]), ds
         assert set(study.best_rule_curves(table)["method"]) == {"cot", "best_of_n", "beam_search", "dvts"}
+
+
+def _shaped(n_problems: int, subset: int, mid_piece: int = 0) -> list[dict]:
+    """Records shaped like the shipped MATH-500 run: CoT, Best-of-N 1..16, beam/DVTS N=4 on every problem,
+    beam/DVTS N=16 on the first `subset`; the last `mid_piece` problems have CoT and Best-of-N only."""
+    recs = study_records(n_problems=n_problems, beam_budgets=(4,), dvts_n=4, bon_prefixes=True)
+    out = []
+    for r in recs:
+        k = int(r["problem_id"][1:])
+        if r["method"] in ("beam_search", "dvts") and k >= n_problems - mid_piece:
+            continue
+        out.append(r)
+        if r["method"] in ("beam_search", "dvts") and k < subset:
+            big = copy.deepcopy(r)
+            big["budget"] = 16
+            out.append(big)
+    return out
+
+
+def test_on_every_problem_sets_aside_a_budget_run_on_a_subset_and_unfinished_problems():
+    recs = _shaped(12, subset=3)
+    kept, aside = study.on_every_problem(recs)
+    assert {r["problem_id"] for r in kept} == {r["problem_id"] for r in recs}
+    assert all(r["budget"] != 16 or r["method"] == "best_of_n" for r in kept)
+    assert any("beam_search N=16 (on 3 of 12 problems)" in a for a in aside)
+    sub = study.on_the_subset(recs)
+    assert {r["problem_id"] for r in sub} == {"p000", "p001", "p002"}
+    assert {(r["method"], r["budget"]) for r in sub} >= {("beam_search", 16), ("dvts", 16), ("beam_search", 4)}
+
+    kept, aside = study.on_every_problem(_shaped(12, subset=0, mid_piece=2))
+    assert len({r["problem_id"] for r in kept}) == 10 and aside[0] == "2 problems without every run yet"
+    assert study.on_the_subset(_shaped(12, subset=0, mid_piece=2)) == []

@@ -105,21 +105,32 @@ def _interpolation() -> str:
 
 
 def _run_figures(records: list[dict], note: str) -> Iterator[tuple[_Entry, plt.Figure]]:
-    for dataset, recs in study.records_by_dataset(records).items():
+    for dataset, everything in study.records_by_dataset(records).items():
         tag = dataset.replace("/", "_").replace(" ", "_")
+        # strategies are compared on the same problems: budgets run on a subset get their own figure
+        recs, aside = study.on_every_problem(everything)
+        ds_note = note + (f"; set aside (not on every problem): {'; '.join(aside)}" if aside else "")
         caption = plots.run_caption(recs, dataset)
         per_problem = curves.per_problem_accuracy(recs)
         table = curves.curve_table(per_problem)
         if (table["prm"] != "").any():
-            yield (_Entry(f"fig4_accuracy_vs_budget_{tag}", "Figures 4/5/7 (accuracy vs budget)", "runs", note),
+            yield (_Entry(f"fig4_accuracy_vs_budget_{tag}", "Figures 4/5/7 (accuracy vs budget)", "runs", ds_note),
                    plots.accuracy_vs_budget(table, title=f"Accuracy vs budget on {dataset} (95% CI)", caption=caption))
+        subset = study.on_the_subset(everything)
+        if subset:
+            n_sub = len({str(r["problem_id"]) for r in subset})
+            yield (_Entry(f"fig4_accuracy_vs_budget_{tag}_subset", "Figures 4/5/7 (accuracy vs budget), on the "
+                          "problems of the budgets run on a subset", "runs", f"{note}; {n_sub} problems"),
+                   plots.accuracy_vs_budget(curves.curve_table(curves.per_problem_accuracy(subset)),
+                                            title=f"Accuracy vs budget on the {n_sub}-problem subset of {dataset} "
+                                                  "(95% CI)", caption=plots.run_caption(subset, dataset)))
         bins_all = None
         for policy in sorted({r.get("policy") for r in recs if r["method"] in difficulty.SAMPLE_METHODS}):
             pass1 = difficulty.pass_at_1(recs, policy=policy)
             safe = str(policy).replace("/", "_")
             mine_recs = [r for r in recs if r.get("policy") == policy]
             cap = plots.run_caption(mine_recs, dataset)
-            yield (_Entry(f"fig3_pass1_hist_{tag}_{safe}", "Figure 3 (Pass@1 histogram)", "runs", note),
+            yield (_Entry(f"fig3_pass1_hist_{tag}_{safe}", "Figure 3 (Pass@1 histogram)", "runs", ds_note),
                    plots.pass1_histogram(difficulty.pass1_histogram(pass1), f"Pass@1 of the policy on {dataset}",
                                          caption=cap))
             mine = per_problem.loc[:, per_problem.columns.get_level_values("policy") == policy]
@@ -128,7 +139,7 @@ def _run_figures(records: list[dict], note: str) -> Iterator[tuple[_Entry, plt.F
             bins_all = bins if bins_all is None else bins_all
             if (mine.columns.get_level_values("prm") != "").any():
                 by_bin = difficulty.curves_by_difficulty(mine, bins)
-                yield (_Entry(f"fig8_by_difficulty_{tag}_{safe}", "Figures 8/9 (per difficulty bin)", "runs", note),
+                yield (_Entry(f"fig8_by_difficulty_{tag}_{safe}", "Figures 8/9 (per difficulty bin)", "runs", ds_note),
                        plots.accuracy_by_difficulty(by_bin, title=f"Accuracy by difficulty on {dataset} "
                                                                   "(the study's absolute Pass@1 bins, 95% CI)",
                                                     caption=cap))
@@ -144,26 +155,26 @@ def _run_figures(records: list[dict], note: str) -> Iterator[tuple[_Entry, plt.F
                     f"Efficiency gain: budget at majority's maximum / budget where the in-sample curve reaches "
                     f"it, {_interpolation()}; '>' = already reached at the smallest budget.")
                 yield (_Entry(f"table5_measured_{tag}", "Table 5 (measured)", "runs",
-                              note + "; efficiency gain " + _interpolation()),
+                              ds_note + "; efficiency gain " + _interpolation()),
                        plots.table_figure(shown, f"Table 5 from runs on {dataset}: CoT vs majority vs "
                                                  f"compute-optimal TTS, accuracy (%). {caption}", note=text))
             curve, how = study.compute_optimal(per_problem, bins_all)
             for (policy, prm), c in curve.groupby(["policy", "prm"]):
                 mine = table[(table["policy"] == policy) & ((table["prm"] == prm) | (table["method"] == "cot"))]
                 yield (_Entry(f"compute_optimal_{tag}", "Table 5's compute-optimal curve (measured)", "runs",
-                              note + f"; {how}"),
+                              ds_note + f"; {how}"),
                        plots.compute_optimal(c, mine, f"Compute-optimal vs majority vs CoT on {dataset} ({how})",
                                              caption=caption))
                 break  # one (policy, PRM) per file; the shipped run has one
         yield (_Entry(f"inference_flops_{tag}", "Table 4 inference (measured): accuracy vs FLOPs", "runs",
-                      note + "; mean per problem, prefix reuse counted"),
+                      ds_note + "; mean per problem, prefix reuse counted"),
                plots.accuracy_vs_flops(study.accuracy_vs_flops(recs),
                                        title=f"Accuracy vs inference FLOPs per problem on {dataset} (95% CI)",
                                        caption=caption))
         if not study.adaptive_compute_unusable(recs):
             adaptive, _ = study.adaptive_compute(recs)
             yield (_Entry(f"adaptive_compute_{tag}", "none (extension): compute-optimal TTS without gold answers",
-                          "runs", note + "; leave-one-out cross-validation, 95% bootstrap CI over problems"),
+                          "runs", ds_note + "; leave-one-out cross-validation, 95% bootstrap CI over problems"),
                    plots.plot_adaptive_compute(adaptive, title=f"Accuracy vs compute on {dataset}: fixed strategies, "
                                                "oracle-bin compute-optimal, router without gold answers (95% CI)",
                                                caption=caption))

@@ -126,6 +126,48 @@ def records_by_dataset(records: Iterable[dict[str, Any]]) -> dict[str, list[dict
     return dict(sorted(out.items()))
 
 
+def on_every_problem(records: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """(records, set aside): what strategies can be compared on, the same problems for every run.
+
+    The problems with Best-of-N records; the (policy, method, N) runs held by at least half of them; then only
+    the problems that hold every one of those runs. Set aside (named in the returned list): budgets run on a
+    subset of the problems (e.g. search at N = 16 on 10 of 40) and problems a run in progress has not finished.
+    Without Best-of-N records everything is kept.
+    """
+    records = list(records)
+    runs: dict[tuple[str, str, int], set[str]] = {}
+    for r in records:
+        runs.setdefault((str(r.get("policy")), r["method"], int(r["budget"])), set()).add(str(r["problem_id"]))
+    bon = set().union(*[p for (_, m, _), p in runs.items() if m == "best_of_n"])
+    if not bon:
+        return records, []
+    common = {k for k, p in runs.items() if 2 * len(p & bon) >= len(bon)}
+    problems = {q for q in bon if all(q in runs[k] for k in common)}
+    several = len({k[0] for k in runs}) > 1
+    aside = [f"{pol + ' ' if several else ''}{m} N={n} (on {len(p & bon)} of {len(bon)} problems)"
+             for (pol, m, n), p in sorted(runs.items(), key=str) if (pol, m, n) not in common]
+    unfinished = len(set().union(*runs.values())) - len(problems)
+    if unfinished:
+        aside.insert(0, f"{unfinished} problem{'s' * (unfinished > 1)} without every run yet")
+    kept = [r for r in records if (str(r.get("policy")), r["method"], int(r["budget"])) in common
+            and str(r["problem_id"]) in problems]
+    return kept, aside
+
+
+def on_the_subset(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records of the problems that hold a run `on_every_problem` sets aside (e.g. the N = 16 search
+    subset), compared among themselves; [] when nothing was set aside for being on a subset."""
+    records = list(records)
+    kept, _ = on_every_problem(records)
+    runs = {(str(r.get("policy")), r["method"], int(r["budget"])) for r in kept}
+    subset = {str(r["problem_id"]) for r in records if (str(r.get("policy")), r["method"], int(r["budget"])) not in runs}
+    if not subset:
+        return []
+    sub, _ = on_every_problem([r for r in records if str(r["problem_id"]) in subset])
+    # only problems still being run (no run of their own): nothing to compare there
+    return sub if any((str(r.get("policy")), r["method"], int(r["budget"])) not in runs for r in sub) else []
+
+
 def run_overview(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
     """One row per dataset: problems, levels, policy, PRM, methods and budgets, records."""
     rows = []
@@ -326,10 +368,11 @@ def compute_optimal(per_problem: pd.DataFrame, bins: pd.Series | None = None, fo
 
 
 def measured_table5(records: Iterable[dict[str, Any]], bins_by_dataset: dict[str, pd.Series] | None = None) -> pd.DataFrame:
-    """Table 5 rows from runs, one per (dataset, policy, prm); see `table5_from_per_problem`."""
+    """Table 5 rows from runs, one per (dataset, policy, prm), on the runs every problem has
+    (`on_every_problem`); see `table5_from_per_problem`."""
     parts = []
     for ds, recs in records_by_dataset(records).items():
-        per_problem = curves.per_problem_accuracy(recs)
+        per_problem = curves.per_problem_accuracy(on_every_problem(recs)[0])
         parts.append(table5_from_per_problem(per_problem, (bins_by_dataset or {}).get(ds)).assign(dataset=ds))
     out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     return out[["origin", "dataset", *[c for c in out.columns if c not in ("origin", "dataset")]]] if len(out) else out
@@ -382,17 +425,17 @@ def table5_from_per_problem(per_problem: pd.DataFrame, bins: pd.Series | None = 
 def adaptive_compute(records: Iterable[dict[str, Any]], probe: int = 4, **kw) -> tuple[pd.DataFrame, pd.DataFrame]:
     """`ttslab.analysis.router.policy_table` on one dataset's records: accuracy vs compute for fixed
     strategies, the oracle-bin compute-optimal choice and the router (no gold answers), with 95% CIs.
-    Returns (table, router_rows)."""
+    Returns (table, router_rows). Routes among the runs every problem has (`on_every_problem`)."""
     from ttslab.analysis import router
 
-    return router.policy_table(records, probe=probe, **kw)
+    return router.policy_table(on_every_problem(records)[0], probe=probe, **kw)
 
 
 def adaptive_compute_unusable(records: Iterable[dict[str, Any]], probe: int = 4) -> str:
     """Why `adaptive_compute` cannot run on these records ("" if it can); see router.unusable."""
     from ttslab.analysis import router
 
-    return router.unusable(records, probe)
+    return router.unusable(on_every_problem(records)[0], probe)
 
 
 def adaptive_compute_table(table: pd.DataFrame) -> pd.DataFrame:

@@ -46,12 +46,19 @@ def _candidate_columns(per_problem: pd.DataFrame) -> pd.DataFrame:
 def _choose(values: pd.DataFrame) -> pd.DataFrame:
     """Per (policy, prm, budget): the (method, rule) column with the highest mean over the given rows.
 
-    Ties go to the first column in sorted (method, rule) order, so the choice is reproducible.
+    Ties go to the first column in sorted (method, rule) order, so the choice is reproducible. Only columns
+    with a value for every given row compete: a configuration run on a subset of the problems (search at
+    N = 16 on 10 of 40) would otherwise compete by its mean over other problems, and leave the rest unscored.
     """
-    means = values.mean(axis=0).rename("accuracy").reset_index()
+    means = _complete(values).mean(axis=0).rename("accuracy").reset_index()
     means = means.sort_values(["policy", "prm", "budget", "method", "rule"], kind="stable")
     best = means.loc[means.groupby(["policy", "prm", "budget"], sort=True)["accuracy"].idxmax()]
     return best.reset_index(drop=True)
+
+
+def _complete(values: pd.DataFrame) -> pd.DataFrame:
+    """The columns with a value on every row."""
+    return values.loc[:, values.notna().all(axis=0)]
 
 
 def _bins_or_all(per_problem: pd.DataFrame, bins: pd.Series | None) -> pd.Series:
@@ -104,7 +111,8 @@ def _scored_with_choice(
     out: dict[tuple, np.ndarray] = {}
     for in_bin, tr, te in _bin_folds(labels, train, test):
         rows_in_test = in_bin[test]  # positions of this bin's problems among the test rows
-        for _, c in _choose(tts.loc[tr]).iterrows():
+        complete = _complete(tts.loc[tr | te]).columns  # scorable on the held-out rows too
+        for _, c in _choose(tts.loc[tr, complete]).iterrows():
             key = (c["policy"], c["prm"], c["budget"])
             col = (c["policy"], c["prm"], c["method"], c["rule"], c["budget"])
             out.setdefault(key, np.full(len(test_ids), np.nan))[rows_in_test] = tts.loc[te, col].to_numpy()
@@ -176,7 +184,8 @@ def nested_cv_accuracy(
     for k in range(folds):
         train, test = fold_of != k, fold_of == k
         for _, tr, te in _bin_folds(labels, train, test):
-            means = tts.loc[tr].mean(axis=0).rename("accuracy").reset_index()
+            means = _complete(tts.loc[tr | te]).mean(axis=0)  # complete on the held-out rows too
+            means = tts.loc[tr, means.index].mean(axis=0).rename("accuracy").reset_index()
             means = means.sort_values(["policy", "prm", "budget", "method", "rule"], kind="stable")
             for (policy, prm), g in means.groupby(["policy", "prm"], sort=True):
                 c = g.loc[g["accuracy"].idxmax()]
@@ -192,10 +201,11 @@ def nested_cv_accuracy(
 
 
 def performance_gain(cot: float, tts: float) -> float:
-    """Table 5's Performance Gain in percent: (TTS - CoT) / CoT x 100."""
-    if cot <= 0:
-        raise ValueError(f"performance_gain: CoT accuracy must be positive, got {cot}")
-    return (tts - cot) / cot * 100.0
+    """Table 5's Performance Gain in percent: (TTS - CoT) / CoT x 100; NaN (undefined) when CoT is 0, as on a
+    few hard problems a small policy may get none right with CoT."""
+    if cot < 0:
+        raise ValueError(f"performance_gain: CoT accuracy must be >= 0, got {cot}")
+    return (tts - cot) / cot * 100.0 if cot > 0 else float("nan")
 
 
 @dataclass(frozen=True)
