@@ -4,11 +4,10 @@
 # build/site/html; make site-check also opens every page in headless Chromium (Debian's chromium).
 # make test-fast: the tests that need no model, no server and no notebook execution (well under a minute).
 PYTHON ?= python
-STUDY_RUN_DIRS = $(shell $(PYTHON) -c "from ttslab.study import study_run_dirs; print(' '.join(map(str, study_run_dirs())))")
 
 .PHONY: figures notebooks site site-check test-fast
-figures:
-	ttslab figures $(STUDY_RUN_DIRS)
+figures:  # no arguments: the shipped study run, named by relative paths in paper_figures/README.md
+	ttslab figures
 
 # execute every notebook (as the test suite does)
 notebooks:
