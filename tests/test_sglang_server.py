@@ -228,3 +228,17 @@ def test_server_that_loses_its_port_is_restarted_on_a_fresh_one(tmp_path, monkey
                 s.stop()
     finally:
         squatter.close()
+
+
+def test_per_run_api_keys_survive_the_servers_argparse():
+    # a url-safe key starting with "-" made SGLang's (and the double's) argparse fail the launch: 1 key in 64
+    import argparse
+
+    from ttslab.engines.sglang_server import new_api_key
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--api-key")
+    keys = {new_api_key() for _ in range(2000)}
+    assert len(keys) == 2000
+    for key in keys:
+        assert parser.parse_args(["--api-key", key]).api_key == key

@@ -343,6 +343,12 @@ def _gpu_groups(role_cfg: Mapping[str, Any]) -> list[str | None]:
     raise ValueError(f"engine.<role>.gpus={gpus!r}: expected null, '0,1', or a list like ['0', '1']")
 
 
+def new_api_key() -> str:
+    """A per-run server key. Hex, never url-safe base64: a key starting with "-" is read by the server's
+    argparse as an option ("--api-key: expected one argument"), which url-safe base64 does for 1 key in 64."""
+    return secrets.token_hex(24)
+
+
 def launch_for_role(
     engine_cfg: Mapping[str, Any], model_cfg: Mapping[str, Any], role: str, run_dir: str | os.PathLike
 ) -> list[SGLangServer]:
@@ -362,7 +368,7 @@ def launch_for_role(
     check_importable(python, module)
     extra = list(sg.get("extra_args") or []) + list(launch.get("extra_args") or [])
     extra += list(role_cfg.get("extra_args") or [])
-    api_key = secrets.token_urlsafe(24) if launch.get("api_key", True) else None
+    api_key = new_api_key() if launch.get("api_key", True) else None
     retries = int(launch.get("port_retries", 3))
     servers: list[SGLangServer] = []
 
