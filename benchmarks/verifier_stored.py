@@ -36,7 +36,8 @@ def main() -> None:
     ap.add_argument("--out", help="also write the markdown here")
     args = ap.parse_args()
     cands = candidates(args.run_dir)
-    prms = {r["prm"] for r in read_records(args.run_dir) if r["method"] == "best_of_n"}
+    best_of_n = [r for r in read_records(args.run_dir) if r["method"] == "best_of_n"]
+    prms = {r["prm"] for r in best_of_n}
     pids = [c.problem_id for c in cands]
     correct = np.array([c.correct for c in cands])
     steps = [np.array(c.judge_scores or [np.nan], dtype=float) for c in cands]
@@ -47,7 +48,7 @@ def main() -> None:
     lines += ["| within-problem AUC | " + " | ".join(SCORINGS) + " |", "|---|" + "---|" * len(SCORINGS),
               f"| {len(pairs['prm_last'])} problems with both correct and wrong candidates | "
               + " | ".join("{:.2f} [{:.2f}, {:.2f}]".format(*pooled_auc(pairs[s])) for s in SCORINGS) + " |", ""]
-    records = [r for r in read_records(args.run_dir) if r["method"] == "best_of_n" and r["budget"] == 16]
+    records = [r for r in best_of_n if r["budget"] == 16]
     table = curve_table(per_problem_accuracy(records, budgets=[4, 16]), n_boot=2000)
     table = table[table["rule"].isin(RULES)].set_index(["budget", "rule"])
     lines += ["| accuracy (%) | " + " | ".join(RULES) + " |", "|---|" + "---|" * len(RULES)]

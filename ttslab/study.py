@@ -126,6 +126,11 @@ def records_by_dataset(records: Iterable[dict[str, Any]]) -> dict[str, list[dict
     return dict(sorted(out.items()))
 
 
+def _run_key(r: dict[str, Any]) -> tuple[str, str, int]:
+    """(policy, method, N): one run of a strategy at a budget."""
+    return str(r.get("policy")), r["method"], int(r["budget"])
+
+
 def on_every_problem(records: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[str]]:
     """(records, set aside): what strategies can be compared on, the same problems for every run.
 
@@ -137,7 +142,7 @@ def on_every_problem(records: Iterable[dict[str, Any]]) -> tuple[list[dict[str, 
     records = list(records)
     runs: dict[tuple[str, str, int], set[str]] = {}
     for r in records:
-        runs.setdefault((str(r.get("policy")), r["method"], int(r["budget"])), set()).add(str(r["problem_id"]))
+        runs.setdefault(_run_key(r), set()).add(str(r["problem_id"]))
     bon = set().union(*[p for (_, m, _), p in runs.items() if m == "best_of_n"])
     if not bon:
         return records, []
@@ -149,8 +154,7 @@ def on_every_problem(records: Iterable[dict[str, Any]]) -> tuple[list[dict[str, 
     unfinished = len(set().union(*runs.values())) - len(problems)
     if unfinished:
         aside.insert(0, f"{unfinished} problem{'s' * (unfinished > 1)} without every run yet")
-    kept = [r for r in records if (str(r.get("policy")), r["method"], int(r["budget"])) in common
-            and str(r["problem_id"]) in problems]
+    kept = [r for r in records if _run_key(r) in common and str(r["problem_id"]) in problems]
     return kept, aside
 
 
@@ -159,13 +163,13 @@ def on_the_subset(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     subset), compared among themselves; [] when nothing was set aside for being on a subset."""
     records = list(records)
     kept, _ = on_every_problem(records)
-    runs = {(str(r.get("policy")), r["method"], int(r["budget"])) for r in kept}
-    subset = {str(r["problem_id"]) for r in records if (str(r.get("policy")), r["method"], int(r["budget"])) not in runs}
+    runs = {_run_key(r) for r in kept}
+    subset = {str(r["problem_id"]) for r in records if _run_key(r) not in runs}
     if not subset:
         return []
     sub, _ = on_every_problem([r for r in records if str(r["problem_id"]) in subset])
     # only problems still being run (no run of their own): nothing to compare there
-    return sub if any((str(r.get("policy")), r["method"], int(r["budget"])) not in runs for r in sub) else []
+    return sub if any(_run_key(r) not in runs for r in sub) else []
 
 
 def run_overview(records: Iterable[dict[str, Any]]) -> pd.DataFrame:

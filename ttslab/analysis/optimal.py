@@ -184,8 +184,8 @@ def nested_cv_accuracy(
     for k in range(folds):
         train, test = fold_of != k, fold_of == k
         for _, tr, te in _bin_folds(labels, train, test):
-            means = _complete(tts.loc[tr | te]).mean(axis=0)  # complete on the held-out rows too
-            means = tts.loc[tr, means.index].mean(axis=0).rename("accuracy").reset_index()
+            complete = _complete(tts.loc[tr | te]).columns  # scorable on the held-out rows too
+            means = tts.loc[tr, complete].mean(axis=0).rename("accuracy").reset_index()
             means = means.sort_values(["policy", "prm", "budget", "method", "rule"], kind="stable")
             for (policy, prm), g in means.groupby(["policy", "prm"], sort=True):
                 c = g.loc[g["accuracy"].idxmax()]
