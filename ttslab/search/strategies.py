@@ -14,6 +14,7 @@ and declares, as class attributes, what the rest of the package would otherwise 
   fixed_budget    the budget is always this (CoT: 1)
   greedy          sampling settings of the policy config never change its temperature (CoT)
   width_divides_budget  the budget must be a multiple of the beam width M
+  label, color, marker  how figures and tables name and draw it
   subsample_unit  analysis may read a smaller budget off the largest one by subsampling independent units:
                   "sample" (Best-of-N: one generation each) or "subtree" (DVTS: M generations per depth each)
 
@@ -49,6 +50,8 @@ def register(name: str):
 class Strategy:
     name: ClassVar[str] = ""
     label: ClassVar[str] = ""  # how figures and tables name it
+    color: ClassVar[str | None] = None  # its colour in every figure (None: ttslab.plots picks a spare one)
+    marker: ClassVar[str | None] = None  # its matplotlib marker (None: ttslab.plots picks one)
     stepwise: ClassVar[bool] = False
     needs_prm: ClassVar[bool] = False
     uses_prm: ClassVar[bool] = False
@@ -73,6 +76,7 @@ class CoT(Strategy):
     """One greedy solution, generated whole."""
 
     label = "CoT"
+    color, marker = "#545454", "P"
     fixed_budget = 1
     nested_budgets = True
     greedy = True
@@ -91,6 +95,7 @@ class BestOfN(CoT):
     """N independent full solutions; every one is kept and scored step by step afterwards."""
 
     label = "Best-of-N"
+    color, marker = "#0173b2", "o"  # seaborn's colorblind palette, as the figures' other colours
     uses_prm = True
     fixed_budget = None
     greedy = False
@@ -109,6 +114,7 @@ class BeamSearch(Strategy):
     """
 
     label = "Beam search"
+    color, marker = "#de8f05", "s"
     stepwise = needs_prm = uses_prm = width_divides_budget = True
 
     def expansions(self, task):
@@ -130,6 +136,7 @@ class DVTS(Strategy):
     """N/M independent subtrees; each expands M candidates per step and keeps its best one."""
 
     label = "DVTS"
+    color, marker = "#029e73", "^"
     stepwise = needs_prm = uses_prm = width_divides_budget = True
     subsample_unit = "subtree"
 
