@@ -2,7 +2,7 @@
 
 import pytest
 
-from ttslab.prompts import FAMILIES, build_prompt
+from ttslab.prompts import FAMILIES, build_prompt, check_bos
 
 
 def test_qwen_system_prompt_and_open_assistant_turn():
@@ -38,3 +38,36 @@ def test_steps_extend_the_prompt(family):
 def test_unknown_family_names_the_key():
     with pytest.raises(ValueError, match="policy.family='mistral'"):
         build_prompt("mistral", "Q")
+
+
+def test_every_policy_config_states_the_bos_its_family_writes():
+    # conf/policy/*.yaml `bos_token` (the tokenizer's fact) against the family's template: composing refuses a
+    # mismatch; each prompt starts with that BOS once (engines add none), or with none for Qwen2.5.
+    import glob
+    import os
+
+    from omegaconf import OmegaConf
+
+    conf = os.path.join(os.path.dirname(__file__), "..", "conf", "policy")
+    seen = set()
+    for path in sorted(glob.glob(os.path.join(conf, "*.yaml"))):
+        cfg = OmegaConf.load(path)
+        check_bos(cfg.family, cfg.bos_token, cfg.name)
+        text = build_prompt(cfg.family, "Q")
+        if cfg.bos_token:
+            assert text.startswith(cfg.bos_token) and text.count(cfg.bos_token) == 1, path
+        else:
+            assert not text.startswith(("<s>", "<|begin_of_text|>", "<｜begin▁of▁sentence｜>", "<|endoftext|>")), path
+        seen.add((cfg.family, cfg.bos_token))
+    assert seen == {("qwen2.5", None), ("llama3", "<|begin_of_text|>"),
+                    ("deepseek_r1_distill", "<｜begin▁of▁sentence｜>")}
+
+
+def test_a_bos_that_the_family_does_not_write_is_refused():
+    from ttslab.config import compose, validate
+    from ttslab.errors import ConfigError
+
+    with pytest.raises(ValueError, match="policy.bos_token=None.*'llama3' writes '<\\|begin_of_text\\|>'"):
+        check_bos("llama3", None, "x")
+    with pytest.raises(ConfigError, match="policy.bos_token='<s>'"):
+        validate(compose(["policy.bos_token='<s>'"]))

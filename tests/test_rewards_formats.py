@@ -1,5 +1,6 @@
 """Golden formats: the exact PRM input text for a fixed question and steps, for every PRM type."""
 
+import functools
 import glob
 import os
 
@@ -16,7 +17,17 @@ CONF = os.path.join(os.path.dirname(__file__), "..", "conf", "prm")
 
 
 def test_math_shepherd_golden():
-    assert formats.math_shepherd(QUESTION, STEPS) == "What is 2+3? First, 2+3=5. ки\nSo the answer is\n\\boxed{5}. ки"
+    assert formats.math_shepherd(QUESTION, STEPS, bos="<s>") == (
+        "<s>What is 2+3? First, 2+3=5. ки\nSo the answer is\n\\boxed{5}. ки"
+    )
+
+
+def test_formats_that_start_with_a_bos_need_it_said():
+    # The BOS is the tokenizer's fact (prm.bos_token), never a default of the format: an unset one is an error.
+    with pytest.raises(TypeError, match="bos"):
+        formats.math_shepherd(QUESTION, STEPS)
+    with pytest.raises(TypeError, match="bos"):
+        formats.rlhflow(QUESTION, STEPS)
 
 
 def test_rlhflow_golden():
@@ -28,7 +39,7 @@ def test_rlhflow_golden():
         "<|start_header_id|>user<|end_header_id|>\n\nSo the answer is\n\\boxed{5}.<|eot_id|>"
         "<|start_header_id|>assistant<|end_header_id|>\n\n"
     )
-    assert formats.rlhflow(QUESTION, STEPS) == expected
+    assert formats.rlhflow(QUESTION, STEPS, bos="<|begin_of_text|>") == expected
 
 
 def test_judge_golden():
@@ -66,6 +77,8 @@ def test_skywork_golden():
 def test_label_prompts_extend_the_previous_step(name):
     """Prompt for steps[:k+1] starts with the prompt for steps[:k]: the engine reuses its KV."""
     build = formats.LABEL_FORMATS[name]
+    if name in ("math_shepherd", "rlhflow"):
+        build = functools.partial(build, bos="<s>")
     steps = STEPS + ("Check: 5-3=2.\n\n",)
     for k in range(1, len(steps)):
         assert build(QUESTION, steps[: k + 1]).startswith(build(QUESTION, steps[:k]))
@@ -80,7 +93,7 @@ def test_empty_steps_are_an_error():
     with pytest.raises(ValueError, match="at least one step"):
         formats.judge(QUESTION, ())
     with pytest.raises(TypeError, match="sequence"):
-        formats.math_shepherd(QUESTION, "one string")
+        formats.math_shepherd(QUESTION, "one string", bos="")
 
 
 def test_unknown_label_format_is_named():
@@ -122,6 +135,51 @@ def test_every_prm_config_has_the_common_keys():
         if cfg.type in ("logprob", "classifier", "judge"):
             for key in ("name", "format", "hf_id", "params", "model", "good_token", "bad_token", "step_tag"):
                 assert key in cfg, f"{path} lacks {key}"
+
+
+# The BOS each study PRM's input starts with, as its reference feeds it (tests/test_golden_ids.py checks the
+# ids with the real tokenizers): Math-Shepherd's references call tokenizer.encode(text) (adds <s>), RLHFlow's
+# render the Llama-3.1 chat template (writes <|begin_of_text|>), the Qwen PRMs' have none.
+STUDY_PRM_BOS = {
+    "math-shepherd-mistral-7b": "<s>",
+    "rlhflow-8b-mistral-data": "<|begin_of_text|>",
+    "rlhflow-8b-deepseek-data": "<|begin_of_text|>",
+    "qwen2.5-math-prm-7b": None,
+    "qwen2.5-math-prm-72b": None,
+}
+
+
+@pytest.mark.parametrize("name,bos", sorted(STUDY_PRM_BOS.items()))
+def test_prm_bos_is_a_config_fact_and_reaches_the_prompt(name, bos):
+    from ttslab.config import compose
+
+    cfg = compose([f"prm={name}"]).prm
+    assert cfg.bos_token == bos
+    if cfg.type != "logprob":
+        return
+
+    class Tokens:  # only the label lookup of LogprobPRM's constructor: "+" and "-" are one token each
+        def tokenize(self, text):
+            return [ord(c) for c in text]
+
+    prm = build_reward_model(cfg, lambda spec: Tokens())
+    text = prm.prompt(QUESTION, STEPS)
+    assert text.startswith(bos) and text.count(bos) == 1  # once: the engine adds nothing
+    if name == "math-shepherd-mistral-7b":  # the old prompt started with the question: no BOS at all
+        assert text == "<s>What is 2+3? First, 2+3=5. ки\nSo the answer is\n\\boxed{5}. ки"
+
+
+def test_bos_for_a_format_that_writes_none_is_refused():
+    from ttslab.rewards import LogprobPRM
+
+    class Tokens:
+        def tokenize(self, text):
+            return [ord(c) for c in text]
+
+    with pytest.raises(ValueError, match="prm.bos_token='<s>'.*writes no BOS"):
+        LogprobPRM(Tokens(), "judge", "Y", "N", bos_token="<s>")
+    with pytest.raises(ValueError, match="disagree"):
+        LogprobPRM(Tokens(), "rlhflow", "+", "-", format_options={"bos": "<s>"}, bos_token="<|begin_of_text|>")
 
 
 def test_cpu_judge_config():

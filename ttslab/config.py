@@ -50,6 +50,10 @@ class PolicyConfig:
     sglang: dict[str, Any] | None = None
     kv_layout: dict[str, int] | None = None  # layers, kv_heads, head_dim: KV bytes per token (ttslab plan)
     weight_bytes: float | None = None  # bytes of the weights as served (ttslab plan)
+    # The BOS text its tokenizer starts every input with (tokenizer_config.json `bos_token` where the chat
+    # template writes it); null: none (Qwen2.5). The family's template must write exactly this
+    # (ttslab.prompts.check_bos); engines tokenize with nothing added, so the model sees it once.
+    bos_token: str | None = None
 
 
 @dataclass
@@ -73,6 +77,10 @@ class PRMConfig:
     sglang: dict[str, Any] | None = None
     kv_layout: dict[str, int] | None = None
     weight_bytes: float | None = None  # bytes of the weights as served (ttslab plan)
+    # The BOS text the PRM's input starts with, as its reference feeds it: "<s>" for Math-Shepherd (whose
+    # references call tokenizer.encode(text), which adds it), "<|begin_of_text|>" for RLHFlow (written by
+    # the Llama-3.1 chat template); null: none (Qwen). The format writes it; engines add nothing.
+    bos_token: str | None = None
 
 
 @dataclass
@@ -326,6 +334,12 @@ def validate(cfg: DictConfig) -> list[list[MethodSpec]]:
     if needs and cfg.prm.type == "none":
         raise ConfigError(f"{' and '.join(needs)} need a PRM to guide the search, but prm=none: "
                           "set prm= to a PRM config (e.g. prm=cpu_judge)")
+    try:  # the policy's BOS is its tokenizer's fact (conf/policy/*.yaml); its chat family must write exactly it
+        from ttslab.prompts import check_bos
+
+        check_bos(cfg.policy.family, cfg.policy.get("bos_token"), cfg.policy.name)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     if cfg.engine.name not in ENGINES:  # (the group's schema already holds it; a hand-made config may not)
         raise ConfigError(f"engine.name={cfg.engine.name!r} is unknown; expected one of {', '.join(ENGINES)}")
     try:

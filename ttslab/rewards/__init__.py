@@ -70,6 +70,7 @@ def _build_logprob(cfg: dict[str, Any], engine_factory) -> RewardModel:
         bad_token=cfg["bad_token"],
         name=cfg["name"],
         format_options=cfg["format_options"],
+        bos_token=cfg.get("bos_token"),
     )
 
 

@@ -4,6 +4,12 @@ Steps arrive as the policy wrote them (the "\\n\\n" delimiter included); every f
 surrounding whitespace of a step and puts its own separator back, as the study's code does
 (reference/paper.md §1.4).
 
+The BOS token is a fact of the PRM's tokenizer, stated in its config (`bos_token:`): a format that takes
+`bos` writes that text first, and engines tokenize with nothing added (special-token text parsed), so the
+model sees exactly one BOS where the reference's `tokenizer.encode(text)` adds one (Math-Shepherd's `<s>`)
+and never a second one where the text already carries it (RLHFlow's `<|begin_of_text|>`). `bos` has no
+default: each caller decides, from the config, never by one rule for all.
+
 Two kinds of format live here:
 
 * **label formats** (Math-Shepherd, RLHFlow, the CPU judge) return the text that ends *right before the
@@ -37,11 +43,15 @@ def _require_steps(steps: Sequence[str], fmt: str) -> None:
 MATH_SHEPHERD_STEP_TAG = " ки"
 
 
-def math_shepherd(question: str, steps: Sequence[str], step_tag: str = MATH_SHEPHERD_STEP_TAG) -> str:
-    """`{question} {step1} ки\\n{step2} ки\\n...{stepK} ки`; the label (+/-) follows the last tag."""
+def math_shepherd(question: str, steps: Sequence[str], step_tag: str = MATH_SHEPHERD_STEP_TAG, *, bos: str) -> str:
+    """`{bos}{question} {step1} ки\\n{step2} ки\\n...{stepK} ки`; the label (+/-) follows the last tag.
+
+    `bos`: "<s>" for the Mistral tokenizer. Both references feed `tokenizer.encode(text)`, which adds it
+    (the model card's `encode("+ -")[1:]` strips exactly that BOS to get the label ids 648/387).
+    """
     _require_steps(steps, "math_shepherd")
     body = "\n".join(clean_step(s) + step_tag for s in steps)
-    return f"{question} {body}"
+    return f"{bos}{question} {body}"
 
 
 # -------------------------------------------------------------------------------------------- RLHFlow
@@ -60,10 +70,14 @@ def rlhflow(
     question: str,
     steps: Sequence[str],
     good_token: str = "+",
-    bos: str = LLAMA31_BOS,
     system_preamble: str = LLAMA31_SYSTEM_PREAMBLE,
+    *,
+    bos: str,
 ) -> str:
     """Llama-3.1 chat: user = step (the first prefixed by `question + " "`), assistant = "+".
+
+    `bos`: "<|begin_of_text|>", which the chat template writes itself (the study's
+    `apply_chat_template(conversation)` tokenizes with nothing added: one BOS).
 
     The text ends with the assistant header of the last step: the label (+/-) is the next token. Earlier
     assistant turns hold `good_token`, as in RLHFlow's training data and the study's code.

@@ -48,6 +48,9 @@ class LogprobPRM:
         good_token, bad_token: label texts, each exactly one token of the engine's vocabulary.
         name: the PRM's name (records, tables).
         format_options: extra keyword arguments of the format function (system prompt, step tag, ...).
+        bos_token: the BOS text the PRM's tokenizer starts its inputs with (`prm.bos_token`: "<s>" for
+            Math-Shepherd's Mistral tokenizer, "<|begin_of_text|>" for RLHFlow's Llama-3.1 one); None: its
+            inputs carry no BOS (Qwen). A format that takes `bos` writes it; engines add nothing.
     """
 
     def __init__(
@@ -58,6 +61,7 @@ class LogprobPRM:
         bad_token: str,
         name: str = "",
         format_options: Mapping[str, Any] | None = None,
+        bos_token: str | None = None,
     ) -> None:
         self.engine = engine
         self.name = name or format
@@ -72,6 +76,15 @@ class LogprobPRM:
             )
         if "good_token" in accepted:  # earlier turns of chat formats hold the good label
             options.setdefault("good_token", good_token)
+        if "bos" in accepted:  # a per-tokenizer fact from the PRM's config, never a default of the format
+            legacy = options.pop("bos", None)
+            if legacy is not None and bos_token is not None and legacy != bos_token:
+                raise ValueError(f"prm.format_options.bos={legacy!r} and prm.bos_token={bos_token!r} disagree; "
+                                 "keep prm.bos_token only")
+            options["bos"] = bos_token if bos_token is not None else (legacy or "")
+        elif bos_token:
+            raise ValueError(f"prm.bos_token={bos_token!r}, but format {format!r} writes no BOS; set "
+                             "prm.bos_token=null or use a format that starts with the tokenizer's BOS")
         self._options = options
         self.good_id = single_token_id(engine, good_token, "good_token")
         self.bad_id = single_token_id(engine, bad_token, "bad_token")
