@@ -84,6 +84,23 @@ def test_dvts_subtrees_never_mix_and_each_keeps_its_best_of_m(n, m):
     assert sorted(c.subtree for c in task.candidates() for c in [c[2]]) == list(range(subtrees))
 
 
+def test_dvts_subtrees_do_not_dedup_each_others_first_steps():
+    """N=4, M=2: first steps A, B, A, B. Subtree 1 repeats subtree 0's first steps; they are its own
+    siblings' duplicates of nothing, so both subtrees live and two solutions come out (one, when
+    duplicates were looked up per parent: all N first steps share the root)."""
+    def script(depth, seed, k):
+        if depth == 0:
+            return ("STEP A s=0.6\n\n", "STEP B s=0.4\n\n")[k % 2], "step", 5
+        return random_steps(depth, seed, k)
+
+    (task,), engine, _ = run(spec("dvts", 4, 2, max_steps=2), script)
+    first = by_depth(task)[1]
+    assert [c.valid for c in first] == [True] * 4
+    assert [c.text[:6] for c in first if c.selected] == ["STEP A", "STEP A"]  # each subtree keeps its best
+    assert sorted(node.subtree for _, _, node in task.candidates()) == [0, 1]
+    assert [len(r) for r in engine.calls] == [4, 4]
+
+
 def test_duplicate_empty_and_cut_off_steps_are_dropped():
     def script(depth, seed, k):
         if k == 0:

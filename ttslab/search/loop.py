@@ -138,10 +138,15 @@ def run_tasks(
             break
         completions = engine.generate(requests)
         children: dict[int, list[Node]] = {}
-        seen: dict[tuple[int, int], set[str]] = {}
+        # siblings = children of one parent in one subtree: DVTS's N/M subtrees all start at the root,
+        # and one subtree's first steps must not be dropped as duplicates of another's
+        seen: dict[tuple[int, int, int], set[str]] = {}
         for (t, parent, subtree), c in zip(owners, completions):
             child = t.tree.add(parent, c.text, c.finish, c.usage, subtree)
-            _classify(t, child, seen.setdefault((id(t), parent.id), set()))
+            observe = getattr(t.strategy, "observe", None)  # a strategy that reads the completion itself
+            if observe is not None:  # (DeepConf: the token log-probabilities, which nodes do not keep)
+                observe(t, child, c)
+            _classify(t, child, seen.setdefault((id(t), parent.id, subtree), set()))
             if not t.strategy.stepwise:  # a whole solution: its steps, for the PRM and the record
                 t.solution_steps[child.id] = split_steps(c.text, t.spec.step_delimiter)
             children.setdefault(id(t), []).append(child)

@@ -17,7 +17,7 @@ class Node:
     score: float | None = None  # PRM score of this step (given its prefix): the PRM-Last of the path
     usage: TokenUsage = field(default_factory=TokenUsage)
     subtree: int = 0  # DVTS subtree / BoN sample index
-    valid: bool = True  # False: cut at the step limit or a duplicate of a sibling
+    valid: bool = True  # False: cut at the step limit, blank, or a duplicate of a sibling (same parent and subtree)
     selected: bool = False  # kept by the strategy at its depth
     terminal: bool = False  # the path ends here (answer given, EOS, or a limit)
     path_tokens: int = 0  # generated tokens on the path, this step included
