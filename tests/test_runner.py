@@ -167,16 +167,21 @@ def test_a_classifier_prm_without_torch_is_refused_before_loading_anything(tmp_p
     from ttslab.runner import preflight
 
     real = importlib.util.find_spec
+    # the message names what is missing in this environment: the dev extra brings transformers, not torch
+    missing = " and ".join(["torch"] * (real("torch") is None) + ["transformers"])
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "transformers" else real(name, *a))
     cfg = compose(["prm=qwen2.5-math-prm-7b", "method=best_of_n", f"run_dir={tmp_path / 'r'}"])
-    with pytest.raises(ConfigError, match="classifier PRM.*transformers is not installed"):
+    with pytest.raises(ConfigError, match=f"classifier PRM.*{missing} (is|are) not installed"):
         preflight(cfg)
 
 
-def test_a_classifier_prm_is_never_resolved_as_a_gguf_file(tmp_path):
+def test_a_classifier_prm_is_never_resolved_as_a_gguf_file(tmp_path, monkeypatch):
+    from ttslab import runner
     from ttslab.config import compose
     from ttslab.runner import preflight
 
+    # whether torch is installed is the test above's subject; here only the model spec matters
+    monkeypatch.setattr(runner, "_check_dependencies", lambda cfg, use_prm: None)
     plan = preflight(compose(["prm=qwen2.5-math-prm-7b", "method=best_of_n", f"run_dir={tmp_path / 'r'}"]))
     assert plan.use_prm and "prm.model_sha256" in plan.identity and plan.identity["prm.model_sha256"] is None
 
