@@ -96,6 +96,8 @@ class MethodConfig:
     max_step_tokens: int = 2048
     max_steps: int = 40
     step_delimiter: str = "\n\n"
+    # settings of the method's own (e.g. particle_filter's softmax_temperature), checked by its strategy
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -224,6 +226,7 @@ class MethodSpec:
     max_step_tokens: int = 2048
     max_steps: int = 40
     step_delimiter: str = "\n\n"
+    options: tuple[tuple[str, Any], ...] = ()  # method.options as sorted (key, value) pairs (hashable)
 
     @property
     def strategy(self) -> type[Strategy]:
@@ -235,6 +238,9 @@ class MethodSpec:
         d.pop("budget")
         if not self.strategy.width_divides_budget:
             d.pop("beam_width")
+        d["options"] = dict(self.options)
+        if not self.options:  # methods without options keep the settings their records always had
+            d.pop("options")
         return d
 
 
@@ -285,6 +291,7 @@ def method_specs(cfg: DictConfig) -> list[list[MethodSpec]]:
         unknown = set(spec) - allowed
         if unknown:
             raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
+        spec["options"] = _method_options(cls, spec.get("options"), where)
         budgets = spec.pop("budgets", None) or [spec.get("budget")]
         if not isinstance(budgets, list):
             raise ConfigError(f"{where}.budgets={budgets!r}: expected a list of integers, e.g. [4, 16]")
@@ -301,6 +308,16 @@ def method_specs(cfg: DictConfig) -> list[list[MethodSpec]]:
             specs.add(MethodSpec(**one))
         out.append(sorted(specs, key=lambda s: s.budget))
     return out
+
+
+def _method_options(cls: type[Strategy], options: Any, where: str) -> tuple[tuple[str, Any], ...]:
+    """`method.options` checked by the strategy that reads them (ttslab.search.after_study.OptionsStrategy)."""
+    check = getattr(cls, "check_options", None)
+    if check is not None:
+        return check(options, where)
+    if options:
+        raise ConfigError(f"{where}.options={options!r}: method {cls.name} takes no options")
+    return ()
 
 
 def method_defaults(name: str) -> dict[str, Any]:

@@ -143,6 +143,9 @@ def run_tasks(
         seen: dict[tuple[int, int, int], set[str]] = {}
         for (t, parent, subtree), c in zip(owners, completions):
             child = t.tree.add(parent, c.text, c.finish, c.usage, subtree)
+            observe = getattr(t.strategy, "observe", None)  # a strategy that reads the completion itself
+            if observe is not None:  # (DeepConf: the token log-probabilities, which nodes do not keep)
+                observe(t, child, c)
             _classify(t, child, seen.setdefault((id(t), parent.id, subtree), set()))
             if not t.strategy.stepwise:  # a whole solution: its steps, for the PRM and the record
                 t.solution_steps[child.id] = split_steps(c.text, t.spec.step_delimiter)

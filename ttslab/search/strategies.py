@@ -200,3 +200,7 @@ def method_label(name: str) -> str:
     """How figures and tables name a method."""
     cls = STRATEGIES.get(name)
     return cls.label if cls is not None and cls.label else name
+
+
+# the methods that came after the study register themselves (ttslab/search/after_study.py)
+from ttslab.search import after_study as _after_study  # noqa: E402,F401
