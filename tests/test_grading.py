@@ -106,6 +106,25 @@ def test_voting_keys_merge_equivalent_answers():
     assert keys[5] is None
 
 
+def test_voting_keys_come_from_the_answers_never_from_the_gold():
+    """Issue #20: "x=2" and "y=2" are each equivalent to the gold "2" (Math-Verify reads the right-hand side)
+    but not to each other. Keys by pairwise equivalence keep them apart, as for two wrong answers; the old
+    code put every answer equivalent to the gold under one key, so correct answers pooled their votes and
+    majority voting picked the correct answer over the twice-given "3"."""
+    from ttslab.search.selection import select
+
+    with Grader() as g:
+        keys, correct = g.grade("2", ["x=2", "3", "y=2", "3"])
+        assert correct == [True, False, True, False]
+        assert keys[0] != keys[2] and keys[1] == keys[3]
+        assert select("majority", keys, [None] * 4) == 1  # "3": two votes against one each
+        # the same answers under a gold equivalent to none of them get the same keys: the gold plays no part
+        assert g.grade("5", ["x=2", "3", "y=2", "3"])[0] == keys
+        # answers equivalent to each other still vote together, whatever the gold
+        keys, _ = g.grade("7", ["0.5", r"\frac{1}{2}", "3"])
+        assert keys[0] == keys[1] != keys[2]
+
+
 def test_every_gold_answer_verifies_against_itself_and_its_rewritings(shared_data):
     """Every gold answer of MATH-500 and AIME24 must verify against itself and the common ways a
     correct answer rewrites it (units, \\text{}, thousands separators, \\$, ^\\circ, percent): no miss."""

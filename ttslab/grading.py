@@ -21,7 +21,7 @@ import functools
 import multiprocessing as mp
 import re
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 # The text examined for an answer: the tail of a solution. 64 K characters hold an 8192-token solution
 # (the study's limit) in full; anything before is not read.
@@ -254,8 +254,12 @@ class Grader:
         """Voting keys and correctness for one problem's candidate answers.
 
         Keys: string-normalised answers, then merged when Math-Verify finds two distinct keys equivalent
-        (so "0.5" and "\\frac{1}{2}" vote together). Equivalence is computed once per distinct key, on
-        the key's first answer as written; correctness first, then merges of wrong keys, all within
+        (so "0.5" and "\\frac{1}{2}" vote together). Keys come from the answers alone, pairwise, never from
+        the gold: two answers that are each equivalent to the gold but not to each other keep two keys, as
+        two wrong answers would (merging every correct answer into one key would hand correct answers a
+        vote no wrong answer gets). A key joins the first earlier key it is equivalent to (Math-Verify's
+        check with the earlier key's answer in the gold's place). Equivalence is computed once per distinct
+        key, on the key's first answer as written; correctness first, then the pairwise merges, all within
         `budget` seconds. `last_report` records the checks made, timed out and cut by the budget.
         """
         report = self.last_report = _new_report()
@@ -271,23 +275,19 @@ class Grader:
         overlong_keys = {norm[i] for i in overlong} - {norm[i] for i in range(len(norm)) if i not in overlong}
         gold_norm = normalize(gold)
         to_check = [k for k in distinct if k != gold_norm and k not in overlong_keys]
-        if to_check:
+        checkable = [k for k in distinct if k not in overlong_keys]
+        if to_check or len(checkable) > 1:
             self._ensure_pool()  # start-up is outside the budget
         deadline = None if self.budget is None else time.monotonic() + self.budget
         found = dict(zip(to_check, self.equivalent_many([(gold, raw_of[k]) for k in to_check], deadline, report)))
         correct_of = {k: k == gold_norm or found.get(k, False) for k in distinct}
-        # merge keys: correct answers all share the gold's key; wrong ones merge pairwise
-        canon: dict[str, str] = {}
-        gold_key = next((k for k in distinct if correct_of[k]), None)
-        reps: list[str] = []
-        wrong = [k for k in distinct if not correct_of[k] and k not in overlong_keys]
-        pairs = [(a, b) for i, a in enumerate(wrong) for b in wrong[i + 1 :]]
+        # merge keys pairwise, correct and wrong alike (the gold plays no part here)
+        pairs = [(a, b) for i, a in enumerate(checkable) for b in checkable[i + 1 :]]
         checks = self.equivalent_many([(raw_of[a], raw_of[b]) for a, b in pairs], deadline, report) if pairs else []
         same = dict(zip(pairs, checks))
+        canon: dict[str, str] = {}
+        reps: list[str] = []
         for k in distinct:
-            if correct_of[k]:
-                canon[k] = gold_key
-                continue
             canon[k] = next((r for r in reps if same.get((r, k)) or same.get((k, r))), k)
             if canon[k] == k:
                 reps.append(k)
@@ -297,7 +297,7 @@ class Grader:
     def close(self) -> None:
         self._restart()
 
-    def __enter__(self) -> "Grader":
+    def __enter__(self) -> Grader:
         return self
 
     def __exit__(self, *exc) -> None:
