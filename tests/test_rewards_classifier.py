@@ -7,6 +7,7 @@ invariance and that checkpoints with the published weight layouts load into our 
 
 import pytest
 
+pytestmark = pytest.mark.torch  # no extra installs torch: .ci/run's torch stage runs these (see conftest)
 torch = pytest.importorskip("torch", reason="classifier PRMs need torch (CPU build: torch==2.13.0)")
 pytest.importorskip("transformers", reason="classifier PRMs need transformers (extra `gpu`)")
 tokenizers = pytest.importorskip("tokenizers", reason="the tiny test tokenizer needs `tokenizers`")
