@@ -21,7 +21,9 @@ Two steps, so difficulty bins and cross-validation can reuse the expensive part:
    quantity; the expectation over all subsets removes the luck of which samples came first.)
    Beam search (and any other method, e.g. CoT) is read from its per-N records.
 2. `curve_table(per_problem)`: the mean over problems per column, in percent, with a bootstrap
-   confidence interval over problems (scipy.stats.bootstrap, percentile method).
+   confidence interval over problems (scipy.stats.bootstrap, percentile method); a column on which every
+   problem agrees (0/n, n/n: no spread to resample) gets the Wilson interval instead, never [0, 0].
+   Comparing two columns is `ttslab.analysis.compare.paired_difference`, paired over problems.
 
 The vectorised selection below reproduces `ttslab.search.selection.select` exactly (same tie-breaks,
 same float summation order) on every subset; tests/test_analysis_curves.py checks that.
@@ -39,6 +41,7 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+from ttslab.analysis.compare import proportion_interval
 from ttslab.search.selection import RULES, SCORINGS, aggregate
 from ttslab.search.strategies import subsampled_methods
 
@@ -383,8 +386,13 @@ def curve_table(
                 batch=max(1, 20_000_000 // values.size),
                 random_state=np.random.default_rng(seed),
             ).confidence_interval
-            # a column where every problem agrees has a zero-width interval, not NaN
             low, high = np.where(np.isnan(ci.low), mean, ci.low), np.where(np.isnan(ci.high), mean, ci.high)
+        if len(values):
+            # a column on which every problem agrees (0/n, n/n) has no bootstrap spread: the Wilson interval
+            # instead, never [0, 0] (ttslab.analysis.compare.proportion_interval)
+            flat = np.ptp(values, axis=0) == 0 if len(values) >= 2 else np.ones(len(cols), dtype=bool)
+            wilson = np.array([proportion_interval(min(1.0, max(0.0, m / 100.0)), len(values)) for m in mean]) * 100.0
+            low, high = np.where(flat, wilson[:, 0], low), np.where(flat, wilson[:, 1], high)
         for i, col in enumerate(cols):
             rows.append((*col, *split_rule(col[3]), mean[i], low[i], high[i], int(mask.sum())))
     out = pd.DataFrame(
