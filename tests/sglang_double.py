@@ -344,8 +344,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--startup-delay", type=float, default=0.0)
     ap.add_argument("--exit-code", type=int, default=None, help="exit at once with this code (a failed launch)")
     ap.add_argument("--api-key", default=None)
+    ap.add_argument("--config", default=None, help="a YAML of options, as SGLang's ConfigArgumentMerger reads it")
     ap.add_argument("--version", default="0.5.23", help="the SGLang version /server_info reports")
     args, unknown = ap.parse_known_args(argv)
+    if args.config:  # the launcher passes the API key this way, out of argv
+        import yaml
+
+        options = yaml.safe_load(open(args.config)) or {}
+        args.api_key = args.api_key or options.get("api-key") or options.get("api_key")
     print(f"test double: ignoring launch_server arguments {unknown}", flush=True)
     if args.exit_code is not None:
         print("test double: simulated launch failure", flush=True)

@@ -10,7 +10,15 @@ import pytest
 
 from ttslab.errors import InputError
 from ttslab.results import (
-    LOCK, RECORDS, RecordWriter, Run, check_records, lock_run_dir, merge_runs, read_records, rewrite_records,
+    LOCK,
+    RECORDS,
+    RecordWriter,
+    Run,
+    check_records,
+    lock_run_dir,
+    merge_runs,
+    read_records,
+    rewrite_records,
 )
 
 HOLDER = """
@@ -22,10 +30,27 @@ with lock_run_dir(sys.argv[1]):
 """
 
 
+USAGE = {"prompt_tokens": 10, "cached_tokens": 0, "completion_tokens": 5}
+
+
 def record(pid="p1", method="best_of_n", budget=4, **extra):
     return {"problem_id": pid, "method": method, "budget": budget, "prm": None, "seed": 0,
             "candidates": [{"text": "x", "answer": "1", "correct": True}],
-            "selections": {"majority": {"answer": "1", "correct": True}}, **extra}
+            "selections": {"majority": {"answer": "1", "correct": True}, "oracle": {"answer": "1", "correct": True}},
+            "usage": {"policy": dict(USAGE), "prm": dict(USAGE)}, **extra}
+
+
+IDENTITY = {"policy.name": "p", "seed": 0, "prm.name": "none"}
+
+
+def shard_dir(path, pids, identity=IDENTITY):
+    """A shard run directory: identity.json and one record per problem id."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "identity.json").write_text(json.dumps(identity))
+    with RecordWriter(path) as w:
+        for pid in pids:
+            w.write(record(pid))
+    return path
 
 
 @pytest.fixture
@@ -43,9 +68,8 @@ def holder(tmp_path):
 
 def test_a_second_writer_is_refused_naming_the_directory_and_pid(holder):
     run, proc = holder
-    with pytest.raises(InputError, match=rf"{run}.*pid {proc.pid}"):
-        with lock_run_dir(run):
-            pass
+    with pytest.raises(InputError, match=rf"{run}.*pid {proc.pid}"), lock_run_dir(run):
+        pass
     with pytest.raises(InputError, match=f"pid {proc.pid}"):
         RecordWriter(run)  # the writer takes the lock too
     assert json.loads((run / LOCK).read_text())["pid"] == proc.pid
@@ -68,13 +92,12 @@ def test_the_lock_of_a_killed_process_disappears_with_it(holder):
 
 def test_merge_takes_the_lock_of_its_output(holder, tmp_path):
     run, proc = holder
-    shard = tmp_path / "shard"
-    with RecordWriter(shard) as w:
-        w.write(record())
+    shard = shard_dir(tmp_path / "shard", ["p1"])
     with pytest.raises(InputError, match=f"pid {proc.pid}"):
         merge_runs([shard], run)
     assert not (run / RECORDS).exists()
     (run / RECORDS).write_text(json.dumps(record("p9")) + "\n")  # the holder's first record
+    (run / "identity.json").write_text(json.dumps(IDENTITY))
     with pytest.raises(InputError, match=f"pid {proc.pid}"):
         merge_runs([run], tmp_path / "out")  # a shard still being written is not merged
 
@@ -90,11 +113,8 @@ def test_the_lock_is_reentrant_within_a_process(tmp_path):
 
 def test_merge_deduplicates_and_refuses_a_missing_shard(tmp_path):
     for name, pids in [("a", ["p1", "p2"]), ("b", ["p2", "p3"])]:
-        (tmp_path / name).mkdir()
+        shard_dir(tmp_path / name, pids)
         (tmp_path / name / "config.yaml").write_text("seed: 0\n")
-        with RecordWriter(tmp_path / name) as w:
-            for pid in pids:
-                w.write(record(pid))
     assert merge_runs([tmp_path / "a", tmp_path / "b"], tmp_path / "out") == 3
     assert (tmp_path / "out" / "config.yaml").read_text() == "seed: 0\n"
     with pytest.raises(InputError, match="shard .*nope.*no records.jsonl"):

@@ -120,13 +120,13 @@ def test_a_rerun_with_another_policy_into_the_same_directory_is_refused(tmp_path
 # ---------------------------------------------------------------- preflight, no model needed
 def _plan_files(tmp_path, *overrides):
     from ttslab.config import compose
-    from ttslab.runner import Plan, _write_run_files, preflight
+    from ttslab.runner import RunPlan, _write_run_files, preflight
 
     cfg = compose([f"run_dir={tmp_path / 'r'}", "progress=false", *overrides])
     plan = preflight(cfg)
     plan.run_dir.mkdir(parents=True, exist_ok=True)
     _write_run_files(plan)
-    return plan, Plan
+    return plan, RunPlan
 
 
 def test_identity_covers_model_files_and_refuses_a_rerun_naming_the_keys(tmp_path):

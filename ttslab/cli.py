@@ -9,6 +9,7 @@ shell completion (`eval "$(ttslab -sc install=bash)"`) are Hydra's.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from collections.abc import Callable
@@ -58,6 +59,119 @@ def _fail(err: BaseException) -> int:
     return err.exit_code if isinstance(err, TTSLabError) else 1
 
 
+_OS_FIXES = {
+    errno.ENOSPC: "the disk is full: free space and run again (finished records are kept)",
+    errno.EDQUOT: "the disk quota is exceeded: free space and run again (finished records are kept)",
+    errno.EROFS: "the file system is read-only: choose a writable location",
+    errno.EACCES: "permission denied: choose a location you can write, or fix its permissions",
+    errno.EPERM: "not permitted: choose a location you can write, or fix its permissions",
+    errno.ENOENT: "no such file or directory: check the path",
+    errno.ENOTDIR: "a part of the path is a file, not a directory: check the path",
+    errno.EISDIR: "it is a directory: expected a file",
+    errno.ELOOP: "it is a symbolic link (or a loop of them): ttslab never writes through links",
+}
+
+
+def os_error_line(err: OSError) -> str:
+    """An OSError as one line naming the file and what to do (no traceback: it is the machine's state)."""
+    where = " -> ".join(str(f) for f in (err.filename, err.filename2) if f) or "a file"
+    fix = _OS_FIXES.get(err.errno or -1, "check the path and the disk, then run again")
+    return f"{where}: {err.strerror or err} ({fix})"
+
+
+class RedactHydraOutputs:
+    """Hydra callback (conf/config.yaml hydra.callbacks): rewrite the config copies Hydra has just saved
+    (.hydra/config.yaml, hydra.yaml, overrides.yaml, the sweep's multirun.yaml) with every secret redacted
+    (ttslab.records.redacted), before the job starts. Secrets given on the command line never reach Hydra
+    at all (`_split_secrets`); this covers those set in a config file."""
+
+    def on_job_start(self, config, **kwargs) -> None:
+        from omegaconf import OmegaConf, open_dict
+
+        from ttslab.records import redact_override, redacted
+        from ttslab.writes import write_atomic
+
+        def save(data, path: Path) -> None:
+            if path.is_file():
+                write_atomic(path, OmegaConf.to_yaml(OmegaConf.create(data)))
+
+        hc = config.hydra
+        if hc.output_subdir is not None:
+            sub = Path(hc.runtime.output_dir) / str(hc.output_subdir)
+            task = OmegaConf.to_container(config, resolve=False)
+            task.pop("hydra", None)
+            save(redacted(task), sub / "config.yaml")
+            save({"hydra": redacted(OmegaConf.to_container(hc, resolve=False), "hydra")}, sub / "hydra.yaml")
+            save([redact_override(o) for o in hc.overrides.task], sub / "overrides.yaml")
+        multirun = Path(str(OmegaConf.select(config, "hydra.sweep.dir", default="") or "")) / "multirun.yaml"
+        if str(hc.mode) == "RunMode.MULTIRUN" and multirun.is_file():
+            data = OmegaConf.load(multirun)
+            with open_dict(data):
+                save(redacted(OmegaConf.to_container(data, resolve=False)), multirun)
+
+    def __getattr__(self, name):  # Hydra calls every on_* hook; the others have nothing to do
+        if name.startswith("on_"):
+            return lambda *a, **k: None
+        raise AttributeError(name)
+
+
+def _split_secrets(overrides: list[str]) -> tuple[list[str], list[str]]:
+    """(overrides Hydra may see, secret overrides kept from it): Hydra writes its overrides into
+    .hydra/, multirun.yaml, sweep directory names and its log lines, so secrets never reach it."""
+    from ttslab.errors import ConfigError
+    from ttslab.records import is_secret
+
+    public, secret = [], []
+    for o in overrides:
+        key, eq, _ = o.partition("=")
+        if eq and is_secret(key):
+            from hydra.core.override_parser.overrides_parser import OverridesParser
+
+            try:
+                sweep = OverridesParser.create().parse_override(o).is_sweep_override()
+            except Exception:  # noqa: BLE001 - Hydra's parser raises its own types; compose reports them
+                sweep = False
+            if sweep:
+                raise ConfigError(f"{key}: a secret cannot be swept (it would name sweep directories); give one value")
+            secret.append(o)
+        else:
+            public.append(o)
+    return public, secret
+
+
+def _with_secrets(cfg, secrets: list[str]):
+    """The job's config with the secret overrides applied (as Hydra would have)."""
+    if not secrets:
+        return cfg
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf, open_dict
+
+    with open_dict(cfg):
+        for o in OverridesParser.create().parse_overrides(secrets):
+            if o.is_delete():
+                OmegaConf.update(cfg, o.key_or_group, None, force_add=True)
+            else:
+                OmegaConf.update(cfg, o.key_or_group, o.value(), merge=True, force_add=True)
+    return cfg
+
+
+def _first_job(overrides: list[str]) -> list[str]:
+    """A sweep's overrides with each swept key at its first value: the first job, composed up front so a
+    bad key fails as one line before Hydra starts."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    out = []
+    for raw, o in zip(overrides, OverridesParser.create().parse_overrides(overrides)):
+        if o.is_sweep_override():
+            first = next(iter(o.sweep_string_iterator()), None)
+            if first is None:
+                continue
+            out.append(f"{o.get_key_element()}={first}")
+        else:
+            out.append(raw)
+    return out
+
+
 # ---------------------------------------------------------------- run
 def _hydra_main(argv: list[str]) -> int:
     """Hand the command line to Hydra (sweeps, --cfg, --help, completion); errors inside a job: one line."""
@@ -69,22 +183,42 @@ def _hydra_main(argv: list[str]) -> int:
 
     register_schemas()
 
+    flags, overrides = _split_hydra_args(argv)
+    public, secrets = _split_secrets(overrides)
+
     @hydra.main(config_path="pkg://ttslab.conf", config_name="config", version_base="1.3")
     def job(cfg: DictConfig) -> None:
         from ttslab.runner import run
         from ttslab.summary import format_summary
 
         try:
-            print(format_summary(run(cfg)))
+            print(format_summary(run(_with_secrets(cfg, secrets))))
         except TTSLabError as e:
             raise SystemExit(_fail(e)) from None
+        except OSError as e:
+            if os.environ.get("TTSLAB_TRACEBACK") == "1":
+                raise
+            print(f"{PROG}: error: {os_error_line(e)}", file=sys.stderr)
+            raise SystemExit(1) from None
 
-    flags, overrides = _split_hydra_args(argv)
-    if not set(flags) & {"-m", "--multirun", "-sc", "--shell-completion", "--hydra-help"}:
+    if not set(flags) & {"-sc", "--shell-completion", "--hydra-help"}:
         from ttslab.config import compose
 
-        compose(overrides)  # a bad override fails here as one line, before Hydra's own report
-    sys.argv = [sys.argv[0], *single_method_overrides(overrides), *flags]  # argparse: positionals first
+        # a bad override fails here as one line, before Hydra's own report (a sweep: its first job)
+        try:
+            first = _first_job(overrides) if set(flags) & {"-m", "--multirun"} else overrides
+        except Exception:  # noqa: BLE001 - Hydra's override grammar errors: compose reports them as one line
+            first = overrides
+        try:
+            compose(first)
+        except TTSLabError as e:  # Hydra's messages quote overrides: never a secret value
+            msg = str(e)
+            for s in secrets:
+                value = s.partition("=")[2]
+                if value:
+                    msg = msg.replace(value, "<not saved>")
+            raise type(e)(msg) from None
+    sys.argv = [sys.argv[0], *single_method_overrides(public), *flags]  # argparse: positionals first
     try:
         job()
     except SystemExit as e:
@@ -205,7 +339,7 @@ def _delegate(module: str, func: str = "main") -> Callable[[list[str]], int]:
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "run": cmd_run,
-    "plan": _delegate("ttslab.gpu_plan"),
+    "plan": _delegate("ttslab.plan_command"),
     "summary": cmd_summary,
     "merge": cmd_merge,
     "figures": _delegate("ttslab.figures"),
@@ -265,6 +399,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; finished records are kept: rerun the same command to resume", file=sys.stderr)
         return 130
+    except OSError as e:  # the disk, permissions, a read-only file system: the machine's state, not a bug
+        if os.environ.get("TTSLAB_TRACEBACK") == "1":
+            raise
+        print(f"{PROG}: error: {os_error_line(e)}", file=sys.stderr)
+        return 1 if cmd == "run" else 2
     except Exception as e:
         from ttslab.errors import TTSLabError
 

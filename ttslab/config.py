@@ -10,16 +10,13 @@ Every failure is a `ttslab.errors.ConfigError` whose one-line message names the 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from ttslab.errors import ConfigError, InputError
+from ttslab.errors import ConfigError
 from ttslab.search.strategies import Strategy, strategy_class
 
 CONFIG_MODULE = "ttslab.conf"
@@ -377,98 +374,58 @@ def validate(cfg: DictConfig) -> list[list[MethodSpec]]:
                               "run on engine=llamacpp: use engine=sglang, or set policy.model to a .gguf path")
         if uses_prm(cfg, specs) and cfg.prm.type in ENGINE_PRM_TYPES and not cfg.prm.model:
             raise ConfigError(f"prm {cfg.prm.name!r} has no model (prm.model is null) for engine=llamacpp")
+    check_ranges(cfg, specs)
     return specs
 
 
-# ---------------------------------------------------------------- run-directory identity
-SECRET_KEYS = ("engine.launch.env",)  # values never written into a run directory
-IDENTITY_FILE = "identity.json"
+MAX_BUDGET = 1 << 16  # far above the study's 256; a larger N is a typo, not an experiment
+# engine.<key>: (lowest, highest or None, what it is); null allowed where the schema says `| None`
+ENGINE_RANGES: dict[str, dict[str, tuple[float, float | None, str]]] = {
+    "llamacpp": {"n_threads": (1, 1024, "CPU threads (null: all cores)"),
+                 "max_sequences": (1, 256, "KV sequences of the context (llama.cpp allows up to 256)"),
+                 "n_ctx_per_sequence": (64, 1 << 20, "tokens of context per sequence"),
+                 "n_batch": (1, 1 << 20, "tokens per llama_decode batch")},
+    "sglang": {"concurrency": (1, 1 << 16, "requests in flight"), "max_batch": (1, 1 << 16, "requests per batch"),
+               "timeout_s": (1e-3, None, "seconds"), "connect_timeout_s": (1e-3, None, "seconds"),
+               "retries": (0, 100, "retries"), "backoff_s": (0, None, "seconds"), "max_backoff_s": (0, None, "seconds")},
+}
 
 
-def redacted(cfg: DictConfig) -> dict[str, Any]:
-    """The resolved config as written to config.yaml: secrets (server environment) replaced."""
-    data = OmegaConf.to_container(cfg, resolve=True)
-    for key in SECRET_KEYS:
-        node: Any = data
-        *parents, last = key.split(".")
-        for p in parents:
-            node = node.get(p) if isinstance(node, dict) else None
-        if isinstance(node, dict) and isinstance(node.get(last), dict):
-            node[last] = {k: "<not saved>" for k in node[last]}
-    return data  # type: ignore[return-value]
-
-
-def _file_digest(path: str) -> str | None:
-    p = Path(path).expanduser()
-    if not p.is_file():
-        return None
-    h = hashlib.sha256()
-    with p.open("rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
-def run_identity(cfg: DictConfig, specs: list[list[MethodSpec]], model_hashes: dict[str, str | None]) -> dict:
-    """Everything that changes what a record holds, besides the method settings each record carries.
-
-    Problem filters (ids, levels, limit, shard) are not part of it: they choose which problems run, not
-    what a problem's record holds, so a run directory can grow by resuming with more problems.
-    """
-    prm_on = uses_prm(cfg, specs)
-    ident = {
-        "policy.name": cfg.policy.name,
-        "policy.family": cfg.policy.family,
-        "policy.model": cfg.policy.get("model") or cfg.policy.get("hf_id"),
-        "policy.model_sha256": model_hashes.get("policy"),
-        "seed": int(cfg.seed),
-        "engine.name": cfg.engine.name,
-        "dataset.path": cfg.dataset.path,
-        "dataset.format": cfg.dataset.format,
-        "dataset.split": cfg.dataset.split,
-        "dataset.file_sha256": _file_digest(cfg.dataset.path) if cfg.dataset.path != "bundled" else "bundled",
-    }
-    if prm_on:
-        prm = OmegaConf.to_container(cfg.prm, resolve=True)
-        ident.update({f"prm.{k}": prm.get(k) for k in ("name", "type", "format", "model", "good_token",
-                                                         "bad_token", "step_tag", "format_options", "options")})
-        ident["prm.model_sha256"] = model_hashes.get("prm")
-    return ident
-
-
-def check_identity(run_dir: Path, ident: dict[str, Any]) -> None:
-    """Refuse a run whose identity differs from the run directory's, naming the differing keys."""
-    path = run_dir / IDENTITY_FILE
-    if path.exists():
-        try:
-            old = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise InputError(f"{path}: unreadable run identity ({e}); expected the JSON ttslab wrote") from None
-    elif (run_dir / "config.yaml").exists():  # a run directory written before identity.json existed
-        legacy = OmegaConf.load(run_dir / "config.yaml")
-        old = {k: OmegaConf.select(legacy, k) for k in ("policy.name", "dataset.path", "dataset.format", "seed")}
-        old["prm.name"] = OmegaConf.select(legacy, "prm.name") if "prm.name" in ident else None
-        old = {k: v for k, v in old.items() if k in ident}
-    else:
-        return
-    diff = [k for k in sorted(set(old) | set(ident)) if k in old and old.get(k) != ident.get(k)]
-    if diff:
-        shown = "; ".join(f"{k}: {old.get(k)!r} there, {ident.get(k)!r} now" for k in diff[:4])
-        raise ConfigError(f"run_dir={str(run_dir)!r} holds records made with other settings ({shown}); "
-                          "use another run_dir (or run_name) to keep records apart")
-
-
-def check_record_settings(records: list[dict[str, Any]], specs: list[list[MethodSpec]], where: Path) -> None:
-    """A finished record is reused on resume only if the method settings that made it are this run's."""
-    wanted = {(s.name, s.budget): s.settings() for g in specs for s in g}
-    for r in records:
-        have = r.get("settings")
-        want = wanted.get((r.get("method"), r.get("budget")))
-        if have is None or want is None or have == want:
+def check_ranges(cfg: DictConfig, specs: list[list[MethodSpec]]) -> None:
+    """Values the schema types allow but no run can use: engine sizes, empty budget lists, absurd budgets."""
+    for where, node in [("method", cfg.method)] + [(f"plan[{i}]", it) for i, it in enumerate(cfg.get("plan") or [])]:
+        budgets = node.get("budgets") if hasattr(node, "get") else None
+        if budgets is not None and len(budgets) == 0:
+            raise ConfigError(f"{where}.budgets=[]: expected a non-empty list of budgets, e.g. [4, 16] "
+                              "(or null to use budget)")
+    for s in (s for g in specs for s in g):
+        if s.budget > MAX_BUDGET:
+            raise ConfigError(f"{s.name} budget={s.budget}: expected at most {MAX_BUDGET} generations per step")
+    ranges = ENGINE_RANGES.get(cfg.engine.name, {})
+    for key, (low, high, what) in ranges.items():
+        v = cfg.engine.get(key)
+        if v is None and key == "n_threads":
             continue
-        diff = sorted(k for k in set(have) | set(want) if have.get(k) != want.get(k))
-        k = diff[0]
-        raise ConfigError(
-            f"{where}: records of {r['method']} N={r['budget']} were made with {k}={have.get(k)!r}, this run has "
-            f"{k}={want.get(k)!r} (differing: {', '.join(diff)}); use another run_dir to keep records apart"
-        )
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < low or (high is not None and v > high):
+            bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
+            raise ConfigError(f"engine.{key}={v!r}: expected a number {bound} ({what})")
+    if cfg.engine.name == "llamacpp" and cfg.engine.n_batch < cfg.engine.max_sequences:
+        raise ConfigError(f"engine.n_batch={cfg.engine.n_batch} is below engine.max_sequences="
+                          f"{cfg.engine.max_sequences}: every sequence needs a slot in a batch; raise n_batch")
+    if cfg.engine.name == "sglang" and cfg.engine.max_backoff_s < cfg.engine.backoff_s:
+        raise ConfigError(f"engine.max_backoff_s={cfg.engine.max_backoff_s} is below engine.backoff_s="
+                          f"{cfg.engine.backoff_s}")
+
+
+
+
+# ---------------------------------------------------------------- moved to ttslab.records
+_MOVED = ("redacted", "run_identity", "check_identity", "check_record_settings", "IDENTITY_FILE")
+
+
+def __getattr__(name: str):  # the run identity and the secret rule live in ttslab.records now
+    if name in _MOVED:
+        import ttslab.records
+
+        return getattr(ttslab.records, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,13 @@ def _arrow_type(name: str):
     return {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64(), "bool": pa.bool_()}[name]
 
 
+def _check_steps(rec: dict[str, Any], i: int, c: dict[str, Any]) -> None:
+    steps = c.get("steps")
+    if steps is not None and not (isinstance(steps, list) and all(isinstance(s, str) for s in steps)):
+        raise InputError(f"record of problem {rec.get('problem_id')!r}, {rec.get('method')} N={rec.get('budget')}: "
+                         f"candidates[{i}].steps is {type(steps).__name__}, expected a list of strings")
+
+
 def _base(rec: dict[str, Any]) -> dict[str, Any]:
     out = {k: rec.get(k) for k, _ in RECORD_FIELDS}
     out["problem_id"] = str(out["problem_id"])
@@ -52,6 +60,9 @@ def candidate_table(records: list[dict[str, Any]]):
     for rec in records:
         base = _base(rec)
         for i, c in enumerate(rec.get("candidates") or []):
+            if not isinstance(c, dict):
+                raise InputError(f"record of problem {rec.get('problem_id')!r}: candidates[{i}] is not an object")
+            _check_steps(rec, i, c)
             usage = c.get("usage") or {}
             rows.append({
                 **base, "candidate_index": i, "text": c.get("text"), "steps": c.get("steps"),
@@ -114,18 +125,71 @@ def load_run_records(run_dir: Path) -> list[dict[str, Any]]:
     return records
 
 
-def export_run(run_dir: str | Path, out: str | Path | None = None, per: str = "candidate") -> Path:
-    """Write the run's records as Parquet; returns the file written."""
+MARK = b"ttslab export"  # Parquet metadata key: this file was written by ttslab export (safe to replace)
+
+
+def _made_by_export(path: Path) -> bool:
     import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except Exception:  # noqa: BLE001 - not Parquet at all (pyarrow raises several types): not ours
+        return False
+    return MARK in meta
+
+
+def _inside_run_dir(path: Path) -> Path | None:
+    """The run directory `path` would be written into (a folder holding records.jsonl), if any."""
+    from ttslab.results import IDENTITY, RECORDS
+
+    for d in Path(os.path.abspath(path)).parents:
+        if (d / RECORDS).exists() or (d / IDENTITY).exists():
+            return d
+    return None
+
+
+def check_output(out: Path, force: bool, made_by_us, command: str) -> None:
+    """Refuse an output inside a run directory, over a directory or link, or over a file `command` did not
+    make (unless force). Shared by export and figures."""
+    run = _inside_run_dir(out)
+    if run is not None:
+        raise InputError(f"{command}: --out {out} is inside the run directory {run}; run directories hold only "
+                         "what `ttslab run` writes: choose a path outside it")
+    if out.is_symlink():
+        raise InputError(f"{command}: --out {out} is a symbolic link; ttslab never writes through links: remove it "
+                         "or choose another path")
+    if out.is_dir():
+        raise InputError(f"{command}: --out {out} is a directory; expected a file name, e.g. {out}/records.parquet")
+    if out.exists() and not force and not made_by_us(out):
+        raise InputError(f"{command}: --out {out} exists and was not written by {command}; choose another path, "
+                         "or pass --force to replace it")
+
+
+def export_run(run_dir: str | Path, out: str | Path | None = None, per: str = "candidate",
+               force: bool = False) -> Path:
+    """Write the run's records as Parquet; returns the file written.
+
+    Never into a run directory, never over a file `ttslab export` did not write (force=True allows the
+    latter), and whole: through a temporary file renamed into place."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ttslab.writes import replace_with
 
     run_dir = Path(run_dir)
     if per not in ("candidate", "record"):
         raise InputError(f"--per {per!r}: expected 'candidate' or 'record'")
-    records = load_run_records(run_dir)
-    table = candidate_table(records) if per == "candidate" else record_table(records)
     out = Path(out) if out is not None else Path(f"{run_dir.resolve().name}-{per}s.parquet")
+    check_output(out, force, _made_by_export, "ttslab export")
+    records = load_run_records(run_dir)
+    try:
+        table = candidate_table(records) if per == "candidate" else record_table(records)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        raise InputError(f"{run_dir}: a record field has the wrong type for export ({' '.join(str(e).split())[:200]}); "
+                         "records.jsonl is damaged: `ttslab summary` / check_run names the line") from None
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), MARK: per.encode()})
     out.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, out)
+    replace_with(out, lambda tmp: pq.write_table(table, tmp))
     return out
 
 
@@ -135,9 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="the Parquet file to write (default: ./<run name>-<per>s.parquet)")
     ap.add_argument("--per", choices=("candidate", "record"), default="candidate",
                     help="one row per candidate solution (default) or per (problem, method, budget) record")
+    ap.add_argument("--force", action="store_true",
+                    help="replace an existing --out file that ttslab export did not write")
     args = ap.parse_args(argv)
     try:
-        path = export_run(args.run_dir, args.out, args.per)
+        path = export_run(args.run_dir, args.out, args.per, force=args.force)
     except InputError as e:
         print(f"ttslab export: {e}", file=sys.stderr)
         return e.exit_code

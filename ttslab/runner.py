@@ -24,30 +24,37 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from ttslab.config import (
-    IDENTITY_FILE,
-    MethodSpec,
-    check_identity,
-    check_record_settings,
-    compose,
-    redacted,
-    run_identity,
-    uses_prm,
-    validate,
-)
+from ttslab.config import MethodSpec, compose, uses_prm, validate
 from ttslab.errors import ConfigError, InputError
-from ttslab.grading import Grader, extract_answer
+from ttslab.grading import Grader
 from ttslab.models import model_sha256
 from ttslab.problems import Problem, load_problems, shard
-from ttslab.results import CONFIG, RecordWriter, check_records, lock_run_dir, read_records, record_key
+from ttslab.records import (
+    IDENTITY_FILE,
+    bad_gold,
+    build_record,
+    check_identity,
+    check_record_settings,
+    redacted,
+    run_identity,
+)
+from ttslab.results import (
+    CONFIG,
+    INVOCATIONS,
+    RecordWriter,
+    check_records,
+    check_run_dir_contents,
+    lock_run_dir,
+    read_records,
+    record_key,
+)
 from ttslab.rewards import ENGINE_PRM_TYPES
 from ttslab.search.loop import Task, make_task, run_tasks
-from ttslab.search.selection import select_all
 from ttslab.summary import write_summary
 
 
 @dataclass
-class Plan:
+class RunPlan:
     """What preflight established: the run is possible, and with what."""
 
     cfg: DictConfig
@@ -82,7 +89,19 @@ def _check_writable(run_dir: Path) -> None:
                          "choose a run_dir where you can write") from None
 
 
-def preflight(cfg: DictConfig) -> Plan:
+def _checked_run_dir(value: str | None) -> Path:
+    """The run directory a config names; empty, the file-system root or a home directory are refused."""
+    if value is None or not str(value).strip():
+        raise ConfigError("run_dir is empty: expected a directory for this run's records, e.g. run_dir=runs/my-run")
+    run_dir = Path(str(value)).expanduser()
+    real = run_dir.resolve()
+    if real == Path(real.anchor) or real == Path.home().resolve():
+        raise ConfigError(f"run_dir={str(value)!r} is {real}: expected a directory of its own for this run's "
+                          "records, e.g. run_dir=runs/my-run")
+    return run_dir
+
+
+def preflight(cfg: DictConfig) -> RunPlan:
     """Every check that needs no generation (see the module docstring); raises ttslab.errors."""
     specs = validate(cfg)
     ds = cfg.dataset
@@ -90,89 +109,50 @@ def preflight(cfg: DictConfig) -> Plan:
                      cfg.shard)
     if not problems:
         raise ConfigError(f"shard={cfg.shard}: this shard holds no problem of the {ds.name} selection")
+    bad = next((p for p in problems if bad_gold(p.answer)), None)
+    if bad is not None:
+        raise InputError(f"dataset {ds.path}: problem {bad.id!r} has gold answer {bad.answer!r}, which no answer can "
+                         "equal; fix or drop that problem (dataset.ids= selects the others)")
+    run_dir = _checked_run_dir(cfg.run_dir)
     use_prm = uses_prm(cfg, specs)
     _check_dependencies(cfg, use_prm)
     hashes: dict[str, str | None] = {}
     if cfg.engine.name == "llamacpp":  # a missing or corrupt model file fails here, not after loading
         hashes["policy"] = model_sha256(cfg.policy.model)
-        if use_prm and cfg.prm.get("model") and cfg.prm.type in ENGINE_PRM_TYPES:
+        # the PRM is part of the run's identity even when no method of this invocation scores with it
+        if cfg.prm.get("model") and cfg.prm.type in ENGINE_PRM_TYPES:
             hashes["prm"] = model_sha256(cfg.prm.model)
     elif cfg.engine.name == "sglang":  # a placement that cannot fit the GPUs is refused before launching
-        from ttslab.gpu_plan import check_placement
+        from ttslab.plan import check_placement
 
         check_placement(cfg)
-    run_dir = Path(cfg.run_dir)
     _check_writable(run_dir)
     identity = run_identity(cfg, specs, hashes)
     if run_dir.exists():
+        check_run_dir_contents(run_dir)
         check_identity(run_dir, identity)
         check_records(run_dir)
         check_record_settings(read_records(run_dir), specs, run_dir)
-    return Plan(cfg, specs, problems, use_prm, run_dir, identity)
+    return RunPlan(cfg, specs, problems, use_prm, run_dir, identity)
 
 
-def build_record(task: Task, grader: Grader, cfg: DictConfig, budget: int, elapsed: float,
-                 has_prm: bool) -> dict[str, Any]:
-    """The record of one (problem, method, budget); for nested budgets, the first `budget` samples."""
-    p: Problem = task.problem
-    strategy = task.strategy
-    cands = task.candidates()
-    if strategy.nested_budgets:
-        cands = cands[:budget]
-    texts = ["".join(steps) for steps, _, _ in cands]
-    answers = [extract_answer(t) for t in texts]
-    keys, correct = grader.grade(p.answer, answers)
-    scores = [s for _, s, _ in cands]
-    candidates = []
-    for (steps, sc, node), text, a, k, ok in zip(cands, texts, answers, keys, correct):
-        path = task.tree.path(node)
-        usage = {"prompt_tokens": sum(n.usage.prompt_tokens for n in path),
-                 "cached_tokens": sum(n.usage.cached_tokens for n in path),
-                 "completion_tokens": sum(n.usage.completion_tokens for n in path)}
-        candidates.append({"text": text, "steps": steps, "step_scores": sc, "answer": a, "key": k,
-                           "correct": ok, "finish": node.finish, "subtree": node.subtree, "usage": usage})
-    if strategy.stepwise:
-        policy_usage = task.tree.usage().as_dict()
-        prm_usage = task.prm_usage.as_dict()
-        tree = task.tree.as_records()
-    else:  # whole solutions: the usage of the samples this budget keeps
-        policy_usage = {"prompt_tokens": 0, "cached_tokens": 0, "completion_tokens": 0}
-        prm_usage = dict(policy_usage)
-        for c, (_, _, node) in zip(candidates, cands):
-            for k in policy_usage:
-                policy_usage[k] += c["usage"][k]
-            u = task.solution_prm_usage.get(node.id)
-            for k, v in (u.as_dict() if u is not None else {}).items():
-                prm_usage[k] += v
-        tree = None
-    return {
-        "problem_id": p.id, "source": p.source, "level": p.level, "subject": p.subject, "gold": p.answer,
-        "policy": cfg.policy.name, "policy_params": float(cfg.policy.params),
-        "prm": cfg.prm.name if has_prm else None,
-        "prm_params": float(cfg.prm.params) if has_prm and cfg.prm.get("params") else None,
-        "engine": cfg.engine.name, "method": task.spec.name, "budget": budget,
-        "beam_width": task.spec.beam_width if strategy.width_divides_budget else None,
-        "seed": int(cfg.seed), "settings": task.spec.settings(),
-        "candidates": candidates, "selections": select_all(keys, correct, answers, scores, with_prm=has_prm),
-        "usage": {"policy": policy_usage, "prm": prm_usage},
-        "grading": dict(getattr(grader, "last_report", None) or {}),
-        "tree": tree, "wall_time_s": round(elapsed, 3),
-    }
+def _write_run_files(plan: RunPlan) -> None:
+    """config.yaml and identity.json on the first run; later runs append their config to invocations.jsonl.
 
+    Secrets are redacted (ttslab.records.redacted); nothing is written through a symlink (ttslab.writes)."""
+    from ttslab.writes import append_line, write_atomic
 
-def _write_run_files(plan: Plan) -> None:
-    """config.yaml and identity.json on the first run; later runs append their config to invocations.jsonl."""
     run_dir, cfg = plan.run_dir, plan.cfg
     data = redacted(cfg)
     if not (run_dir / CONFIG).exists():
-        (run_dir / CONFIG).write_text(OmegaConf.to_yaml(OmegaConf.create(data)))
+        write_atomic(run_dir / CONFIG, OmegaConf.to_yaml(OmegaConf.create(data)))
     if not (run_dir / IDENTITY_FILE).exists():
-        (run_dir / IDENTITY_FILE).write_text(json.dumps(plan.identity, indent=1) + "\n")
-    with (run_dir / "invocations.jsonl").open("a", encoding="utf-8") as f:
-        f.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "config": data}) + "\n")
+        write_atomic(run_dir / IDENTITY_FILE, json.dumps(plan.identity, indent=1) + "\n")
+    append_line(run_dir / INVOCATIONS,
+                json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "config": data}))
 
 
-def _build_engines(plan: Plan):
+def _build_engines(plan: RunPlan):
     from ttslab.engines import build_engine
     from ttslab.rewards import build_reward_model
 
@@ -198,7 +178,7 @@ def _provenance(cfg: DictConfig, engine, prm_engines: list) -> dict[str, Any]:
     return collect({"engine": cfg.engine.name, **({"sglang_servers": servers} if servers else {})})
 
 
-def execute(plan: Plan) -> Path:
+def execute(plan: RunPlan) -> Path:
     """Generate, score, grade and record every (problem, method, budget) the plan still lacks."""
     from tqdm.auto import tqdm
 
@@ -231,7 +211,7 @@ def execute(plan: Plan) -> Path:
     return run_dir
 
 
-def _run_method(plan: Plan, group: list[MethodSpec], engine, prm, writer: RecordWriter, grader: Grader,
+def _run_method(plan: RunPlan, group: list[MethodSpec], engine, prm, writer: RecordWriter, grader: Grader,
                 timings: dict[str, float], tqdm) -> None:
     """One method at all its budgets. Nested budgets share the largest budget's samples."""
     cfg = plan.cfg

@@ -138,11 +138,35 @@ def execute_notebook(source: Path, dest: Path, cwd: Path, log=print) -> None:
 
 
 def _write_if_changed(path: Path, data: bytes) -> None:
-    """Sphinx rebuilds what changed by mtime: leave identical files alone."""
-    if path.exists() and path.read_bytes() == data:
+    """Sphinx rebuilds what changed by mtime: leave identical files alone. Written whole, never through a link."""
+    from ttslab.writes import check_writable_name, read_regular, write_atomic
+
+    check_writable_name(path)
+    if path.exists() and read_regular(path) == data:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    write_atomic(path, data)
+
+
+MANIFEST = ".ttslab-site-manifest.json"  # in <out>/src: the files the last build staged, relative to src
+
+
+def _manifest(src: Path) -> set[str]:
+    import json
+
+    from ttslab.writes import read_regular
+
+    path = src / MANIFEST
+    if not path.exists() and not path.is_symlink():
+        return set()
+    try:
+        names = json.loads(read_regular(path).decode("utf-8"))
+        assert isinstance(names, list) and all(isinstance(n, str) for n in names)
+    except (ValueError, AssertionError):
+        raise InputError(f"{path}: not the manifest `ttslab site` writes; delete {src} (or choose another "
+                         "--out) and build again") from None
+    # only plain relative names inside src: a hand-edited manifest cannot point elsewhere
+    return {n for n in names if n and not n.startswith("/") and ".." not in Path(n).parts}
 
 
 _LINK = re.compile(r"(?<!!)\[([^\]]*)\]\(([^)\s]+)\)")
@@ -218,11 +242,22 @@ def figures_page(readme: str, pngs: list[str]) -> str:
 
 def stage(src: Path, executed: dict[str, Path], repo: Path = REPO) -> None:
     """Write the Sphinx source tree: conf.py, index.md, notebooks/, paper_figures/."""
-    wanted: set[Path] = set()
+    import json
+
+    from ttslab.writes import read_regular, write_atomic
+
+    before = _manifest(src)
+    wanted: set[str] = set()
 
     def put(rel: str, data: bytes) -> None:
-        _write_if_changed(src / rel, data)
-        wanted.add((src / rel).resolve())
+        dest = src / rel
+        if rel not in before and (dest.exists() or dest.is_symlink()) and (
+                not dest.is_file() or dest.is_symlink() or read_regular(dest) != data):
+            raise InputError(f"{dest} exists and was not written by `ttslab site` (not in {src / MANIFEST}); "
+                             "ttslab site never overwrites what it did not make: choose an empty --out, or move "
+                             "that file away")
+        _write_if_changed(dest, data)
+        wanted.add(rel)
 
     put("conf.py", "".join(f"{k} = {v!r}\n" for k, v in SPHINX_CONFIG.items()).encode())
     put("_static/favicon.svg", FAVICON.encode())
@@ -241,11 +276,17 @@ def stage(src: Path, executed: dict[str, Path], repo: Path = REPO) -> None:
             put(f"paper_figures/{p.name}", p.read_bytes())
     readme = (figs / "README.md").read_text(encoding="utf-8") if (figs / "README.md").exists() else "# paper_figures\n"
     put("paper_figures/index.md", figures_page(readme, pngs).encode())
-    for p in sorted(src.rglob("*"), reverse=True):  # files of an earlier build that are gone now
-        if p.is_file() and p.resolve() not in wanted:
-            p.unlink()
-        elif p.is_dir() and not any(p.iterdir()):
-            p.rmdir()
+    write_atomic(src / MANIFEST, json.dumps(sorted(wanted), indent=0))
+    # files an earlier build staged that are gone now: only names of its own manifest, never anything else
+    for rel in sorted(before - wanted, reverse=True):
+        stale = src / rel
+        if stale.is_symlink() or stale.is_file():
+            stale.unlink()
+        for parent in stale.parents:  # the folders it made, once empty
+            if parent == src or src not in parent.parents:
+                break
+            with contextlib.suppress(OSError):
+                parent.rmdir()
 
 
 def prepare(out: Path = DEFAULT_OUT, executed_dir: Path | None = None, execute: bool = True,

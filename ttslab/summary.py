@@ -14,8 +14,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ttslab.results import SUMMARY, read_records
+from ttslab.errors import InputError
+from ttslab.records import summary_problem
+from ttslab.results import SUMMARY, read_records, record_key
 from ttslab.search.strategies import method_names
+from ttslab.writes import read_regular, write_atomic
 
 CI_COLUMN = "majority 95% CI"
 
@@ -35,6 +38,26 @@ def _cells(records: list[dict[str, Any]], n_boot: int):
     return pd.concat(parts, ignore_index=True)
 
 
+def _checked(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each (problem, method, budget, PRM, seed) once (the first wins); a record the table cannot read is an
+    InputError naming it, not a KeyError deep in pandas."""
+    seen: set[tuple] = set()
+    out = []
+    for r in records:
+        try:
+            key = record_key(r)
+        except (KeyError, TypeError, ValueError):
+            raise InputError(f"record {str(r)[:80]!r}: not a ttslab record (needs problem_id, method, budget)") from None
+        problem = summary_problem(r)
+        if problem:
+            raise InputError(f"record of problem {r.get('problem_id')!r}, {r.get('method')} N={r.get('budget')}: "
+                             f"{problem}; the results table cannot count it")
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
+
+
 def summary_table(records: list[dict[str, Any]], n_boot: int = 1000, with_intervals: bool = False):
     """Accuracy (%) per method x budget for every selection rule, pass@N, problem count, a 95% interval,
     tokens per problem. with_intervals: also return {(method, N): {rule: [low, high]}} for every cell."""
@@ -45,6 +68,7 @@ def summary_table(records: list[dict[str, Any]], n_boot: int = 1000, with_interv
 
     if not records:
         return (pd.DataFrame(), {}) if with_intervals else pd.DataFrame()
+    records = _checked(records)
     cells = _cells(records, n_boot)
     oracle = pd.DataFrame(
         [(r["method"], int(r["budget"]), str(r["problem_id"]), 100.0 * bool(r["selections"]["oracle"]["correct"]))
@@ -95,20 +119,36 @@ def write_summary(run_dir: Path, timings: dict[str, float] | None = None,
                "ci95": [{"method": m, "N": n, **cis} for (m, n), cis in intervals.items()],
                "wall_time_s": {k: round(v, 1) for k, v in (timings or {}).items()},
                "provenance": provenance}
-    (run_dir / SUMMARY).write_text(json.dumps(summary, indent=2))
+    write_atomic(Path(run_dir) / SUMMARY, json.dumps(summary, indent=2))
     return summary
+
+
+def read_summary(run_dir: Path) -> dict[str, Any]:
+    """A run's summary.json ({} when there is none); damaged or not an object: an InputError naming it."""
+    path = Path(run_dir) / SUMMARY
+    if not path.exists() and not path.is_symlink():
+        return {}
+    try:
+        data = json.loads(read_regular(path).decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{path}: not the JSON ttslab wrote ({e}); delete it: `ttslab merge` or a rerun "
+                         "writes it again from records.jsonl") from None
+    if not isinstance(data, dict) or not isinstance(data.get("wall_time_s", {}), dict):
+        raise InputError(f"{path}: not the summary ttslab writes (an object with wall_time_s); delete it: a "
+                         "rerun writes it again from records.jsonl")
+    return data
 
 
 def format_summary(run_dir: Path) -> str:
     table = summary_table(read_records(run_dir))
-    summary = json.loads((run_dir / SUMMARY).read_text()) if (run_dir / SUMMARY).exists() else {}
-    walls = summary.get("wall_time_s", {})
+    walls = read_summary(run_dir).get("wall_time_s", {})
     lines = ["Accuracy (%) by method and budget N; one column per selection rule (scoring_voting).",
              ("Best-of-N/DVTS: exact expectation over all size-N subsets of each problem's samples. "
               "'problems': how many problems each number averages over; "
               f"'{CI_COLUMN}': 95% bootstrap interval over problems."),
              table.to_string(index=False, na_rep="-") if len(table) else "(no records)"]
     if walls:
-        lines.append("wall time this invocation: " + ", ".join(f"{k} {v:.0f} s" for k, v in walls.items()))
+        lines.append("wall time this invocation: " + ", ".join(
+            f"{k} {v:.0f} s" if isinstance(v, (int, float)) else f"{k} {v!r}" for k, v in walls.items()))
     lines.append(f"run directory: {run_dir}")
     return "\n".join(lines)
