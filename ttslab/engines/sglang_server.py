@@ -8,8 +8,12 @@ Linux, when this process dies (PR_SET_PDEATHSIG), so no GPU is left held by an o
 Each run's servers get a random `--api-key` (the client sends it), so nothing else on the machine can use
 them. The chosen port stays bound here (SO_REUSEADDR, not listening: SGLang/uvicorn can still bind it, the
 kernel hands it to nobody else) until the server is healthy; a server that still loses its port is
-restarted on a fresh one. `--mem-fraction-static` comes from the GPU plan (`ttslab.gpu_plan`): a share of
-the GPU converted to a share of the memory free when this server starts.
+restarted on a fresh one. The key reaches the server in a `--config` YAML file (mode 0600, in the run's
+`logs/`, removed once the server is up), never in argv, where `/proc/*/cmdline` shows it to every user of
+a shared node. `--mem-fraction-static` and the attention backend come from `engines/gpu_memory.py`: a
+share of the GPU converted to a share of the memory free when this server starts, measured then.
+`engine.<role>.gpus` are positions in the GPUs the job was given (SLURM's CUDA_VISIBLE_DEVICES mask).
+`launch_args` builds a server's argv from the config; `ttslab plan` prints the same argv.
 
 SGLang is never imported here: it lives in its own environment (`launch.python`), because its install
 pulls a multi-GB CUDA stack that ttslab does not depend on.
@@ -18,6 +22,7 @@ pulls a multi-GB CUDA stack that ttslab does not depend on.
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import secrets
 import shutil
@@ -33,7 +38,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ttslab import gpu_plan
+from ttslab.engines import gpu_memory
 
 INSTALL_HINT = (
     "install SGLang in its own environment (it pulls torch and a multi-GB CUDA stack), e.g.\n"
@@ -172,6 +177,7 @@ class SGLangServer:
         name: str = "sglang",
         api_key: str | None = None,
         port_socket: socket.socket | None = None,
+        secret_file: str | os.PathLike | None = None,
     ):
         self.cmd = list(cmd)
         self.port = int(port)
@@ -183,6 +189,7 @@ class SGLangServer:
         self.name = name
         self.api_key = api_key
         self._port_socket = port_socket  # released once the server is healthy (or stopped)
+        self.secret_file = Path(secret_file) if secret_file else None  # its --config key file: read at start
         self.proc: subprocess.Popen | None = None
         self._log_file = None
 
@@ -227,6 +234,7 @@ class SGLangServer:
                 with urllib.request.urlopen(self.url + "/health", timeout=5) as r:
                     if r.status == 200 and self._answers_with_our_key():
                         self.release_port()
+                        self.remove_secret()
                         return
             except (urllib.error.URLError, OSError):
                 pass
@@ -252,6 +260,11 @@ class SGLangServer:
             return e.code == 404  # servers without /server_info (the launcher tests' stand-ins)
         except (urllib.error.URLError, OSError):
             return False
+
+    def remove_secret(self) -> None:
+        """The server parsed its --config at start: the key file has done its work."""
+        if self.secret_file is not None:
+            self.secret_file.unlink(missing_ok=True)
 
     def release_port(self) -> None:
         if self._port_socket is not None:
@@ -283,6 +296,7 @@ class SGLangServer:
             self._log_file.close()
             self._log_file = None
         self.release_port()
+        self.remove_secret()
         _live.discard(self)
 
     @property
@@ -349,6 +363,54 @@ def new_api_key() -> str:
     return secrets.token_hex(24)
 
 
+def write_key_file(path: Path, api_key: str) -> Path:
+    """The server's `--config` YAML (SGLang's ConfigArgumentMerger reads `api-key` from it at start),
+    created 0600 and never through a symlink."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_symlink() or path.exists():
+        path.unlink()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(f"api-key: {json.dumps(api_key)}\n")  # quoted: a hex key of digits is still a string
+    return path
+
+
+def launch_args(engine_cfg: Mapping[str, Any], model_cfg: Mapping[str, Any], role: str, *, port: int,
+                fraction: float | None, overhead: gpu_memory.ServerOverhead | None, python: str = "python",
+                key_file: str | os.PathLike | None = None) -> list[str]:
+    """The argv of one server of `role` from the config: what the launcher starts and `ttslab plan` prints.
+    `overhead` (gpu_memory.server_overhead) carries the attention backend chosen for the GPU and the
+    --max-running-requests that keeps triton's eager decode buffer bounded."""
+    launch = dict(engine_cfg.get("launch") or {})
+    sg = dict(model_cfg.get("sglang") or {})
+    extra = list(sg.get("extra_args") or []) + list(launch.get("extra_args") or [])
+    extra += list((engine_cfg.get(role) or {}).get("extra_args") or [])
+    deterministic = bool(launch.get("deterministic", True))
+    if overhead is not None:
+        backend = overhead.attention.backend
+        if overhead.attention.max_running and "--max-running-requests" not in extra:
+            extra += ["--max-running-requests", str(overhead.attention.max_running)]
+    else:
+        backend = gpu_memory.choose_attention_backend(launch.get("attention_backend"), None, deterministic)
+    if key_file is not None:
+        extra += ["--config", str(key_file)]
+    return build_launch_command(
+        python=python,
+        module=str(launch.get("module") or "sglang.launch_server"),
+        model_path=str(sg.get("model_path") or model_cfg.get("hf_id")),
+        host=str(launch.get("host") or "127.0.0.1"),
+        port=port,
+        tp_size=int(sg.get("tp_size") or 1),
+        mem_fraction_static=fraction,
+        random_seed=launch.get("random_seed"),
+        deterministic=deterministic,
+        attention_backend=backend,
+        context_length=launch.get("context_length"),
+        schedule_policy=launch.get("schedule_policy"),
+        extra_args=extra,
+    )
+
+
 def launch_for_role(
     engine_cfg: Mapping[str, Any], model_cfg: Mapping[str, Any], role: str, run_dir: str | os.PathLike
 ) -> list[SGLangServer]:
@@ -363,49 +425,42 @@ def launch_for_role(
     if not model_path:
         raise ValueError(f"{role} model {model_cfg.get('name')!r}: set hf_id or sglang.model_path")
     python = str(launch.get("python") or sys.executable)
-    module = str(launch.get("module") or "sglang.launch_server")
     host = str(launch.get("host") or "127.0.0.1")
-    check_importable(python, module)
-    extra = list(sg.get("extra_args") or []) + list(launch.get("extra_args") or [])
-    extra += list(role_cfg.get("extra_args") or [])
+    check_importable(python, str(launch.get("module") or "sglang.launch_server"))
     api_key = new_api_key() if launch.get("api_key", True) else None
     retries = int(launch.get("port_retries", 3))
+    job_mask = os.environ.get("CUDA_VISIBLE_DEVICES")
     servers: list[SGLangServer] = []
 
     def make_server(i: int, gpus: str | None) -> SGLangServer:
         env = dict(os.environ)
         env.update({str(k): str(v) for k, v in (launch.get("env") or {}).items()})
         if gpus is not None:
-            env["CUDA_VISIBLE_DEVICES"] = gpus
+            env["CUDA_VISIBLE_DEVICES"] = gpu_memory.job_devices(gpus, env.get("CUDA_VISIBLE_DEVICES", job_mask))
         if launch.get("require_gpu", True):
             check_gpu_visible(env.get("CUDA_VISIBLE_DEVICES"))
-        mem = gpu_plan.launch_fraction(engine_cfg, model_cfg, role, gpu_plan.measure_gpus(env.get("CUDA_VISIBLE_DEVICES")))
+        measured = gpu_memory.measure_gpus(env.get("CUDA_VISIBLE_DEVICES"))
+        overhead = None
+        if measured is not None:
+            overhead = gpu_memory.server_overhead(engine_cfg, model_cfg, role, measured[0], measured[2])
+        mem = gpu_memory.launch_fraction(engine_cfg, model_cfg, role, measured[:2] if measured else None,
+                                         measured[2] if measured else None)
         port, holder = reserve_port(host)
-        cmd = build_launch_command(
-            python=python,
-            module=module,
-            model_path=str(model_path),
-            host=host,
-            port=port,
-            tp_size=int(sg.get("tp_size") or 1),
-            mem_fraction_static=mem,
-            random_seed=launch.get("random_seed"),
-            deterministic=bool(launch.get("deterministic", True)),
-            attention_backend=launch.get("attention_backend"),
-            context_length=launch.get("context_length"),
-            schedule_policy=launch.get("schedule_policy"),
-            extra_args=extra + (["--api-key", api_key] if api_key else []),
-        )
+        logs = Path(run_dir) / "logs"
+        key_file = write_key_file(logs / f"sglang-{role}-{i}.key.yaml", api_key) if api_key else None
+        cmd = launch_args(engine_cfg, model_cfg, role, port=port, fraction=mem, overhead=overhead, python=python,
+                          key_file=key_file)
         return SGLangServer(
             cmd,
             port=port,
             host=host,
-            log_path=Path(run_dir) / "logs" / f"sglang-{role}-{i}.log",
+            log_path=logs / f"sglang-{role}-{i}.log",
             env=env,
             startup_timeout_s=float(launch.get("startup_timeout_s") or 1800),
-            name=f"SGLang {role} server {i} ({model_path}, GPUs {gpus or env.get('CUDA_VISIBLE_DEVICES', 'all')})",
+            name=f"SGLang {role} server {i} ({model_path}, GPUs {env.get('CUDA_VISIBLE_DEVICES', 'all')})",
             api_key=api_key,
             port_socket=holder,
+            secret_file=key_file,
         )
 
     try:
