@@ -1,15 +1,20 @@
 """A test server that speaks SGLang's native HTTP wire format, backed by a real ttslab Engine.
 
 It stands in for `python -m sglang.launch_server` where no GPU exists: real HTTP on 127.0.0.1, the
-request/response JSON of `/generate`, `/health`, `/tokenize`, `/server_info`, `/model_info` as SGLang
-documents them (reference/engines.md §1a), and the engine behind it does the real generation.
+request/response JSON of `/generate`, `/health`, `/tokenize`, `/server_info`, `/model_info`, `/v1/models` as
+SGLang documents them (reference/engines.md §1a), and the engine behind it does the real generation.
 
 Wire details reproduced:
 - `text` str or list, or `input_ids` (a list, or a list of lists), `sampling_params` dict or list (one per
   prompt); a list in gives a list out. Simplification: `input_ids` must be ids this double's `/tokenize`
   returned (it maps them back to their text for the engine behind it); SGLang accepts any ids;
 - `/tokenize` with `prompt` str or list and `add_special_tokens` (only false is supported: the engine
-  behind adds nothing); `max_model_len` is the double's `context_length`;
+  behind adds nothing); its `max_model_len` is the tokenizer's `model_max_length`, as in SGLang's
+  serving_tokenize.py (the double's `model_max_length`, by default its `context_length`; the R1-Distill
+  tokenizers say 16384 while the model takes 131072);
+- `GET /v1/models`: `{"object": "list", "data": [{"id", "object": "model", "created", "owned_by": "sglang",
+  "root", "parent": null, "max_model_len": <context_length>}]}`: the model's context (SGLang's
+  `model_config.context_len`, http_server.py `available_models`);
 - `max_new_tokens` beyond the context left is refused with 400, as SGLang does;
 - `Authorization: Bearer <api_key>` required on everything but /health when `api_key` is set (401);
 - `sampling_seed` -> SamplingParams.seed (missing: 42, deterministic mode's default for every request);
@@ -59,6 +64,7 @@ class SGLangDouble:
         hang: bool = False,
         api_key: str | None = None,
         context_length: int = 32768,
+        model_max_length: int | None = None,
         version: str = "0.5.23",
     ):
         self.engine = engine
@@ -67,6 +73,7 @@ class SGLangDouble:
         self.hang = hang
         self.api_key = api_key
         self.context_length = int(context_length)
+        self.model_max_length = int(model_max_length) if model_max_length is not None else self.context_length
         self.version = version
         self._texts: dict[tuple[int, ...], str] = {}  # ids from /tokenize -> their text
         self.bodies: list[dict] = []  # every /generate request body, in arrival order
@@ -223,7 +230,12 @@ class SGLangDouble:
                 tokens = tokenize(prompt)
                 count = len(tokens)
                 self._texts[tuple(tokens)] = prompt
-        return {"tokens": tokens, "count": count, "max_model_len": self.context_length}
+        return {"tokens": tokens, "count": count, "max_model_len": self.model_max_length}
+
+    def models(self) -> dict:
+        card = {"id": self.model_path, "object": "model", "created": int(time.time()), "owned_by": "sglang",
+                "root": self.model_path, "parent": None, "max_model_len": self.context_length}
+        return {"object": "list", "data": [card]}
 
     def server_info(self) -> dict:
         return {"model_path": self.model_path, "tp_size": 1, "random_seed": 42, "version": self.version,
@@ -278,6 +290,8 @@ class SGLangDouble:
                     self._send(200, double.server_info())
                 elif path in ("/model_info", "/get_model_info"):
                     self._send(200, double.model_info())
+                elif path == "/v1/models":
+                    self._send(200, double.models())
                 else:
                     self._send(404, {"detail": "Not Found"})
 

@@ -10,7 +10,7 @@ import pytest
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 # smaller than the notebooks' defaults so the suite stays inside CI time; same code paths
 PARAMETERS = {
-    "00_quickstart.ipynb": {"OVERRIDES": ["dataset.limit=2", "method.max_tokens=160", "plan.1.max_tokens=160",
+    "00_quickstart.ipynb": {"OVERRIDES": ["dataset.limit=2", "plan.1.max_tokens=160",
                                           "plan.0.max_tokens=160", "plan.2.max_tokens=160", "plan.3.max_tokens=160"]},
 }
 SLOW = {"00_quickstart.ipynb", "01_methods.ipynb"}  # they load the embedded model

@@ -301,3 +301,59 @@ def test_api_key_is_sent_and_required():
         finally:
             good.close()
             bad.close()
+
+
+# ----- issue 19 (2): the model's context is GET /v1/models' max_model_len, not the tokenizer's model_max_length ---
+
+def test_context_comes_from_v1_models_not_from_the_tokenizers_model_max_length():
+    # DeepSeek-R1-Distill: tokenizer_config.json says model_max_length 16384 (what /tokenize reports as
+    # max_model_len), the model takes 131072 (what /v1/models reports). The study asks for 32768 new tokens.
+    with SGLangDouble(None, context_length=131072, model_max_length=16384) as d:
+        client = SGLangEngine([d.url], settings=ClientSettings(retries=0), context_length=131072)
+        try:
+            assert d.tokenize({"prompt": "x", "add_special_tokens": False})["max_model_len"] == 16384
+            with pytest.raises(SGLangError, match="HTTP 503"):  # no engine behind it: the request is what counts
+                client.generate([GenerationRequest("abc", SamplingParams(max_tokens=32768))])
+            assert client.server_contexts == {d.url: 131072}
+        finally:
+            client.close()
+    assert d.bodies[0]["sampling_params"][0]["max_new_tokens"] == 32768
+
+
+def test_the_server_context_is_fetched_once_per_server_and_a_lora_card_is_skipped():
+    with SGLangDouble(None, context_length=4096) as d:
+        cards = d.models()
+        d.models = lambda: {"object": "list", "data": [
+            {"id": "adapter", "object": "model", "parent": d.model_path, "max_model_len": None}, *cards["data"]]}
+        client = SGLangEngine([d.url], settings=ClientSettings(retries=0))
+        try:
+            assert client.check_context() == {d.url: 4096}
+            d.models = lambda: {"object": "list", "data": []}  # not asked again
+            with pytest.raises(SGLangError, match="HTTP 503"):
+                client.generate([GenerationRequest("ab", SamplingParams(max_tokens=8192))])
+        finally:
+            client.close()
+    assert d.bodies[0]["sampling_params"][0]["max_new_tokens"] == 4096 - 2
+
+
+def test_a_router_url_is_refused_with_what_to_use_instead(tmp_path):
+    with pytest.raises(ValueError, match=r"engine.policy.router=true is not supported.*one server per GPU"):
+        SGLangEngine.from_config({"policy": {"urls": ["http://127.0.0.1:9"], "router": True}}, {}, "policy",
+                                 tmp_path)
+
+
+@pytest.mark.model
+def test_a_clamped_request_says_what_was_sent(cpu_engine):
+    # the completion carries the limit actually sent, so the record keeps the clamp (asked vs sent)
+    with SGLangDouble(cpu_engine, context_length=len(cpu_engine.tokenize(PROMPT)) + 6) as d:
+        client = SGLangEngine([d.url], settings=ClientSettings(retries=0))
+        try:
+            clamped, fits = client.generate([
+                GenerationRequest(PROMPT, SamplingParams(temperature=0.0, max_tokens=64, seed=0)),
+                GenerationRequest(PROMPT, SamplingParams(temperature=0.0, max_tokens=4, seed=0)),
+            ])
+        finally:
+            client.close()
+    assert [sp["max_new_tokens"] for sp in d.bodies[0]["sampling_params"]] == [6, 4]
+    assert clamped.max_new_tokens_sent == 6 and clamped.usage.completion_tokens <= 6
+    assert fits.max_new_tokens_sent is None

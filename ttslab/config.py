@@ -14,7 +14,7 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 from ttslab.errors import ConfigError
 from ttslab.search.strategies import Strategy, strategy_class
@@ -177,18 +177,61 @@ def one_line(err: BaseException) -> str:
     return msg.replace("Available options in", "; options in").replace(" ;", ";").strip()
 
 
-def single_method_overrides(overrides: list[str] | tuple[str, ...]) -> list[str]:
-    """A method chosen on the command line runs alone: `plan=null` unless the user set a plan or preset.
+def _preset_plan(name: str) -> list[str]:
+    """The methods of a preset's plan (conf/experiment/<name>.yaml), [] when it has none."""
+    from importlib.resources import files
 
-    The default composition is the quickstart, whose plan runs four methods; `ttslab run method=dvts`
-    means "run DVTS", so the plan gives way, and the quickstart's problems and limits stay.
+    path = files(CONFIG_MODULE) / "experiment" / f"{name}.yaml"
+    if not path.is_file():
+        return []  # an unknown preset: Hydra's composition names it and its options
+    plan = OmegaConf.load(str(path)).get("plan")
+    return [str(item.get("name")) for item in plan] if isinstance(plan, list | ListConfig) else []
+
+
+def single_method_overrides(overrides: list[str] | tuple[str, ...]) -> list[str]:
+    """The command line's meaning for the preset, in three rules (`compose` and the Hydra path both apply them).
+
+    1. The default composition is the quickstart, a CPU preset with CPU token limits (384 per solution, 192
+       per step, 10 steps). `engine=sglang` without `experiment=` sets `experiment=none`: a GPU run takes the
+       study's limits of conf/method/ (8192 new tokens; search 2048 per step, 8192 in all, 40 steps) and its
+       own run name, unless a preset or an override names others.
+    2. A method chosen on the command line (`method=`, `method.<key>=`) without a preset or plan runs alone
+       (`plan=null`): `ttslab run method=dvts` runs DVTS on the quickstart's problems with its limits.
+    3. Method overrides beside a plan (a preset's, or `plan=` / `plan.<i>.<key>=`) are refused with one line:
+       a plan's items are the methods that run, so a `method.*` value would change none of them (or only
+       some). Change the plan's items instead (`plan.3.beam_width=3`), or drop the preset.
     """
-    keys = [o.lstrip("+~").split("=", 1)[0] for o in overrides]
-    if any(k == "method" or k.startswith("method.") for k in keys) and not any(
-        k in ("plan", "experiment") or k.startswith("plan") for k in keys
-    ):
-        return [*overrides, "plan=null"]
-    return list(overrides)
+    overrides = list(overrides)
+    pairs = [(o.lstrip("+~").split("=", 1)[0], o.split("=", 1)[1] if "=" in o else "") for o in overrides]
+    keys = [k for k, _ in pairs]
+    method_keys = [o for (k, _), o in zip(pairs, overrides) if k == "method" or k.startswith("method.")]
+    presets = [v for k, v in pairs if k == "experiment"]
+    planned = [o for (k, _), o in zip(pairs, overrides) if k == "plan" or k.startswith("plan.")]
+    if method_keys:
+        plans = {p: _preset_plan(p) for v in presets for p in v.split(",") if p not in ("", "null", "none")}
+        with_plan = {p: m for p, m in plans.items() if m}
+        if with_plan or planned:
+            preset, methods = next(iter(with_plan.items()), ("", []))
+            where = f"experiment={preset} runs its plan ({', '.join(methods)})" if preset else f"{planned[0]} sets the plan"
+            chosen = [o.split("=", 1)[1] for o in method_keys if o.lstrip("+~").startswith("method=")]
+            i = str(methods.index(chosen[0])) if chosen and chosen[0] in methods else "<i>"
+            items = []
+            for o in method_keys:
+                key, value = o.lstrip("+~").split("=", 1)
+                if "." in key:  # a plan item lists its budgets
+                    key = key.split(".", 1)[1]
+                    items.append(f"plan.{i}.budgets=[{value}]" if key == "budget" else f"plan.{i}.{key}={value}")
+            items = items or [f"plan.{i}.budgets=[4]"]
+            raise ConfigError(
+                f"{' '.join(method_keys)}: {where}, which these method overrides would not change; set the plan's "
+                f"items instead (e.g. {' '.join(items)}, or the whole plan=[...]), or run one method alone without a "
+                "preset or plan (ttslab run method=... method.<key>=...)"
+            )
+    if any(k == "engine" and v == "sglang" for k, v in pairs) and not presets:
+        overrides.append("experiment=none")  # the study's limits, not the CPU quickstart's
+    elif method_keys and not presets and not planned:
+        overrides.append("plan=null")
+    return overrides
 
 
 def compose(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
@@ -244,6 +287,21 @@ class MethodSpec:
 SPEC_KEYS = tuple(f.name for f in fields(MethodSpec))
 
 
+def describe_limits(specs: list[list[MethodSpec]]) -> list[str]:
+    """One line per method of a run: budgets, sampling and the token limits it runs with (the run's header)."""
+    lines = []
+    for group in specs:
+        s = group[-1]
+        budgets = ",".join(str(g.budget) for g in group)
+        width = f" M={s.beam_width}" if s.strategy.width_divides_budget else ""
+        if s.strategy.stepwise:
+            limits = f"{s.max_step_tokens} new tokens per step, {s.max_tokens} in all, at most {s.max_steps} steps"
+        else:
+            limits = f"{s.max_tokens} new tokens per solution"
+        lines.append(f"{s.name:<12} N={budgets}{width}  T={s.temperature:g} top_p={s.top_p:g}  {limits}")
+    return lines
+
+
 def _check_spec(spec: dict[str, Any], where: str) -> None:
     name = spec["name"]
     cls = strategy_class(name)
@@ -289,8 +347,10 @@ def method_specs(cfg: DictConfig) -> list[list[MethodSpec]]:
         if unknown:
             raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
         spec["options"] = _method_options(cls, spec.get("options"), where)
-        budgets = spec.pop("budgets", None) or [spec.get("budget")]
-        if not isinstance(budgets, list):
+        budgets = spec.pop("budgets", None)
+        if budgets is None:
+            budgets = [spec.get("budget")]
+        if not isinstance(budgets, list) or not budgets:
             raise ConfigError(f"{where}.budgets={budgets!r}: expected a list of integers, e.g. [4, 16]")
         for key, value in (overrides or {}).items():  # the policy's own sampling settings (R1: T=0.6)
             if key in SPEC_KEYS and not (cls.greedy and key == "temperature"):
@@ -298,9 +358,8 @@ def method_specs(cfg: DictConfig) -> list[list[MethodSpec]]:
         specs = set()
         for b in budgets:
             one = {**spec, "budget": cls.fixed_budget or b}
-            if not cls.fixed_budget:
-                _check_spec({**one, "budget": b}, where)
-            else:
+            _check_spec({**one, "budget": b}, where)  # a fixed-budget method (CoT) still refuses a bad budget
+            if cls.fixed_budget:
                 _check_spec(one, where)
             specs.add(MethodSpec(**one))
         out.append(sorted(specs, key=lambda s: s.budget))
@@ -356,6 +415,12 @@ def validate(cfg: DictConfig) -> list[list[MethodSpec]]:
         raise ConfigError(str(err)) from None
     if cfg.engine.name not in ENGINES:  # (the group's schema already holds it; a hand-made config may not)
         raise ConfigError(f"engine.name={cfg.engine.name!r} is unknown; expected one of {', '.join(ENGINES)}")
+    if cfg.engine.name == "sglang":  # sgl-model-gateway is not spoken (ttslab.engines.sglang.ROUTER_REFUSED)
+        from ttslab.engines.sglang import ROUTER_REFUSED
+
+        for role in ("policy", "prm"):
+            if OmegaConf.select(cfg, f"engine.{role}.router"):
+                raise ConfigError(ROUTER_REFUSED.format(role=role))
     try:
         i, k = (int(x) for x in str(cfg.shard).split("/"))
         assert 0 <= i < k

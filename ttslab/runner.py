@@ -178,10 +178,23 @@ def _provenance(cfg: DictConfig, engine, prm_engines: list) -> dict[str, Any]:
     return collect({"engine": cfg.engine.name, **({"sglang_servers": servers} if servers else {})})
 
 
+def run_header(plan: RunPlan) -> str:
+    """What a run prints first: where it writes, with what, and every method's budgets and token limits
+    (so a GPU run made without a preset shows it has the study's limits, not the CPU quickstart's)."""
+    from ttslab.config import describe_limits
+
+    cfg = plan.cfg
+    prm = cfg.prm.name if plan.use_prm else "none"
+    head = (f"ttslab run {cfg.run_name}: {len(plan.problems)} problems of {cfg.dataset.name}, policy "
+            f"{cfg.policy.name}, PRM {prm}, engine {cfg.engine.name}, seed {cfg.seed} -> {plan.run_dir}")
+    return "\n".join([head, *("  " + line for line in describe_limits(plan.specs))])
+
+
 def execute(plan: RunPlan) -> Path:
     """Generate, score, grade and record every (problem, method, budget) the plan still lacks."""
     from tqdm.auto import tqdm
 
+    print(run_header(plan), flush=True)
     cfg, run_dir = plan.cfg, plan.run_dir
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)

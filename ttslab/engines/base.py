@@ -80,6 +80,9 @@ class Completion:
     # before top-k / top-p / temperature are applied), given the prompt and token_ids[:i]. It is the
     # same distribution `Engine.next_token_logprobs` reports. Empty when the engine cannot provide it.
     token_logprobs: list[float] = field(default_factory=list)
+    # The max_new_tokens the engine sent, where it had to lower the request's max_tokens to fit the model's
+    # context (0: the prompt alone filled it); None: sent as asked. Records keep both (the clamp is visible).
+    max_new_tokens_sent: int | None = None
 
 
 @dataclass

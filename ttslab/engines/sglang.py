@@ -7,12 +7,17 @@ SGLang runs as an external server (see `sglang_server.py` for launching one). Th
   (`finish_reason.matched` is a str) from EOS (`matched` is an int token id);
 - gives every sample its own `sampling_seed` (taken from `SamplingParams.seed`, as the CPU engine does);
 - shards requests over several servers by `GenerationRequest.affinity` (the problem id), so every
-  request of one problem hits the same radix cache; with a router URL the router places them;
+  request of one problem hits the same radix cache (one server per GPU; sgl-model-gateway is not spoken:
+  it has no `/tokenize` and takes one `sampling_params` per request, see `ROUTER_REFUSED`);
 - retries transport errors and 5xx answers with exponential backoff, then fails naming the server;
 - sends token ids (`input_ids`, from the server's own `/tokenize` without special tokens), never `text`:
   `/generate` with text adds the BOS token, and the Llama-3 / R1 / RLHFlow prompts already start with the
   BOS text, so the model would see two;
-- clamps `max_new_tokens` to the context left (context length minus prompt tokens) instead of getting a 400;
+- clamps `max_new_tokens` to the context left (context length minus prompt tokens) instead of getting a 400,
+  and says so in the `Completion` (`max_new_tokens_sent`), so the record keeps what was asked and what was
+  sent. The context is the model's, as `GET /v1/models` reports it (`max_model_len`, SGLang's
+  `model_config.context_len`), never `/tokenize`'s `max_model_len`: that one is the tokenizer's
+  `model_max_length` (16384 for the R1-Distill tokenizers, whose model takes 131072);
 - checks the server's SGLang version (`GET /server_info` -> "version") against `MIN_SGLANG_VERSION`;
 - sends `Authorization: Bearer <api key>` when the servers were started with `--api-key`.
 
@@ -46,6 +51,17 @@ TESTED_SGLANG_VERSION = "0.5.23"
 
 class SGLangError(RuntimeError):
     """A server answered with an error, or could not be reached after the allowed retries."""
+
+
+# sgl-model-gateway (sglang-router, smg) types `sampling_params`, `return_logprob`, `logprob_start_len` and
+# `token_ids_logprob` as one value per request (src/protocols/generate.rs), so ttslab's batches (one seed per
+# sample) are refused with 422, and it has no /tokenize route. Refused in preflight (ttslab.config.validate).
+ROUTER_REFUSED = (
+    "engine.{role}.router=true is not supported: sgl-model-gateway has no /tokenize route and refuses the "
+    "batched /generate requests ttslab sends (one sampling_seed per sample); use one server per GPU instead, "
+    "problems sharded by id: engine.{role}.gpus=['0','1',...] to launch them, or "
+    "engine.{role}.urls=[<one URL per server>] for servers you started"
+)
 
 
 def version_tuple(version: str) -> tuple[int, ...] | None:
@@ -179,18 +195,18 @@ class _LoopThread:
 
 
 class SGLangEngine:
-    """`Engine` over one or more SGLang servers (or one sglang-router URL).
+    """`Engine` over one or more SGLang servers.
 
     urls      several URLs: one server per GPU (group); requests are sharded by affinity (problem id).
-    router    True: `urls` is one router/gateway URL that places requests itself (e.g. `cache_aware`).
     servers   launched `SGLangServer`s that this engine owns and shuts down on `close()`.
+    context_length  the config's limit (launch.context_length or the model config's); the server's own
+              (`GET /v1/models`) is taken where smaller.
     """
 
     def __init__(
         self,
         urls: Sequence[str],
         *,
-        router: bool = False,
         settings: ClientSettings | None = None,
         servers: Sequence[Any] = (),
         name: str = "sglang",
@@ -203,18 +219,15 @@ class SGLangEngine:
         for u in urls:
             if not u.startswith(("http://", "https://")):
                 raise ValueError(f"SGLangEngine: server URL {u!r} must start with http:// or https://")
-        if router and len(urls) != 1:
-            raise ValueError(f"SGLangEngine: router=True takes exactly one router URL, got {urls}")
         self.urls = urls
-        self.router = router
         self.server_versions: dict[str, str] = {}  # url -> SGLang version it reports (run provenance)
         self.settings = settings or ClientSettings()
         self.servers = list(servers)
         self.name = name
         self.api_key = api_key
-        # The policy config's context length; the server's own (/tokenize max_model_len) is taken if smaller.
+        # The config's context length; each server's own (GET /v1/models max_model_len) is taken if smaller.
         self.context_length = int(context_length) if context_length else None
-        self._server_context: int | None = None
+        self.server_contexts: dict[str, int | None] = {}  # url -> the model context it reports (None: none)
         self._token_cache: OrderedDict[str, list[int]] = OrderedDict()  # prompt text -> ids (LRU)
         self._loop = _LoopThread()
         self._client = None  # httpx.AsyncClient, created on the loop thread
@@ -238,22 +251,22 @@ class SGLangEngine:
             **{k: engine_cfg[k] for k in ClientSettings.__dataclass_fields__ if engine_cfg.get(k) is not None}
         )
         urls = list(role_cfg.get("urls") or [])
-        router = bool(role_cfg.get("router", False))
         servers: list[Any] = []
         api_key = role_cfg.get("api_key")  # for servers started by hand with --api-key
-        if router and not urls:
-            raise ValueError(f"engine.{role}.router=true needs engine.{role}.urls=[<router URL>]")
+        if role_cfg.get("router"):
+            raise ValueError(ROUTER_REFUSED.format(role=role))
         if not urls:
             servers = sglang_server.launch_for_role(engine_cfg, model_cfg, role, run_dir)
             urls = [s.url for s in servers]
             api_key = servers[0].api_key if servers else api_key
-        engine = cls(urls, router=router, settings=settings, servers=servers, name=f"sglang-{role}",
+        engine = cls(urls, settings=settings, servers=servers, name=f"sglang-{role}",
                      api_key=api_key, context_length=(engine_cfg.get("launch") or {}).get("context_length")
                      or model_cfg.get("context_length"))
         try:
             engine.wait_ready(timeout_s=float(engine_cfg.get("connect_timeout_s") or 10.0) * 3)
             engine.check_server_version()
             engine.check_model(model_cfg)
+            engine.check_context()
         except BaseException:
             engine.close()
             raise
@@ -295,9 +308,7 @@ class SGLangEngine:
         self._run(self._await_health(timeout_s))
 
     def check_server_version(self) -> None:
-        """Refuse servers older than MIN_SGLANG_VERSION (a router forwards; its workers are checked at launch)."""
-        if self.router:
-            return
+        """Refuse servers older than MIN_SGLANG_VERSION."""
         for url in self.urls:
             info = self._run(self._get_json(url, ("/server_info", "/get_server_info")))
             check_version((info or {}).get("version"), url)
@@ -306,13 +317,19 @@ class SGLangEngine:
     def check_model(self, model_cfg: Mapping[str, Any]) -> None:
         """Warn when a server serves another model than the config names (a silent mix-up otherwise)."""
         expected = {str(v) for v in (model_cfg.get("hf_id"), (model_cfg.get("sglang") or {}).get("model_path")) if v}
-        if not expected or self.router:
+        if not expected:
             return
         for url in self.urls:
             info = self._run(self._get_json(url, ("/model_info", "/get_model_info")))
             served = str((info or {}).get("model_path", ""))
             if served and not any(served == e or served.rstrip("/").endswith(e) for e in expected):
                 warnings.warn(f"{url} serves model {served!r} but the config names {sorted(expected)}")
+
+    def check_context(self) -> dict[str, int | None]:
+        """Each server's model context (`GET /v1/models`), fetched once; the clamp uses the smallest limit."""
+        for url in self.urls:
+            self._run(self._server_context(url))
+        return dict(self.server_contexts)
 
     # ----- async API ----------------------------------------------------------------------------
 
@@ -325,20 +342,25 @@ class SGLangEngine:
         out: list[Completion | None] = [None] * len(requests)
         for url, batch in self._batches([(r.prompt, r.affinity) for r in requests]):
             ids = await self._token_ids(url, [requests[i].prompt for i in batch])
-            context = self._context_limit()
+            context = await self._context_limit(url)
             send, payload_ids, params = [], [], []
+            sent: dict[int, int] = {}  # request index -> max_new_tokens sent, where lower than asked
             for i, prompt_ids in zip(batch, ids):
                 room = None if context is None else context - len(prompt_ids)
                 if room is not None and room < 1:  # nothing fits: what SGLang would cut at once, without a 400
-                    out[i] = Completion(text="", finish="length", usage=TokenUsage(prompt_tokens=len(prompt_ids)))
+                    out[i] = Completion(text="", finish="length", usage=TokenUsage(prompt_tokens=len(prompt_ids)),
+                                        max_new_tokens_sent=0)
                     continue
                 send.append(i)
                 payload_ids.append(prompt_ids)
                 params.append(sampling_payload(requests[i].params, room))
+                if params[-1]["max_new_tokens"] < int(requests[i].params.max_tokens):
+                    sent[i] = params[-1]["max_new_tokens"]
             if send:
                 jobs.append(self._generate_batch(url, {"input_ids": payload_ids, "sampling_params": params}, send))
         for batch, completions in await asyncio.gather(*jobs):
             for i, c in zip(batch, completions):
+                c.max_new_tokens_sent = sent.get(i)
                 out[i] = c
         return out  # type: ignore[return-value]
 
@@ -390,9 +412,7 @@ class SGLangEngine:
             tokens = body.get("tokens") if isinstance(body, Mapping) else None
             if not isinstance(tokens, list) or len(tokens) != len(todo) or not all(isinstance(t, list) for t in tokens):
                 raise SGLangError(f"{url}/tokenize: expected {{'tokens': [[...] x {len(todo)}]}}, got {str(body)[:200]}")
-            limit = body.get("max_model_len")
-            if isinstance(limit, int) and limit > 0:
-                self._server_context = limit
+            # (its `max_model_len` is the tokenizer's model_max_length, not the model's context: not used)
         fresh = {text: [int(t) for t in ids] for text, ids in zip(todo, tokens)} if todo else {}
         out = []
         for text in texts:
@@ -403,8 +423,19 @@ class SGLangEngine:
             self._token_cache.popitem(last=False)
         return out
 
-    def _context_limit(self) -> int | None:
-        limits = [c for c in (self.context_length, self._server_context) if c]
+    async def _server_context(self, url: str) -> int | None:
+        """The model context a server reports: `GET /v1/models` -> data[i].max_model_len (SGLang's
+        model_config.context_len, i.e. --context-length or the model's config.json); LoRA cards carry none."""
+        if url not in self.server_contexts:
+            body = await self._get_json(url, ("/v1/models",))
+            cards = body.get("data") if isinstance(body, Mapping) else None
+            limits = [c.get("max_model_len") for c in cards or [] if isinstance(c, Mapping)]
+            limits = [n for n in limits if isinstance(n, int) and not isinstance(n, bool) and n > 0]
+            self.server_contexts[url] = limits[0] if limits else None
+        return self.server_contexts[url]
+
+    async def _context_limit(self, url: str) -> int | None:
+        limits = [c for c in (self.context_length, await self._server_context(url)) if c]
         return min(limits) if limits else None
 
     # ----- internals ----------------------------------------------------------------------------
@@ -415,7 +446,7 @@ class SGLangEngine:
         return self._loop.run(coro)
 
     def _url_for(self, affinity: str, prompt: str) -> str:
-        if self.router or len(self.urls) == 1:
+        if len(self.urls) == 1:
             return self.urls[0]
         # No affinity: keep equal prompts together at least (they share a prefix).
         return self.urls[shard_index(affinity or prompt, len(self.urls))]
