@@ -31,10 +31,9 @@ from analysis_fixtures import write_run
 from fakes import FakePRM
 
 from ttslab import study
-from ttslab.errors import InputError
-
 from ttslab.config import MethodSpec
 from ttslab.engines.base import Completion, TokenUsage
+from ttslab.errors import InputError
 from ttslab.problems import Problem
 from ttslab.prompts import build_prompt
 from ttslab.rewards.base import ScoreRequest
