@@ -4,6 +4,8 @@ import hashlib
 import os
 import random
 
+from pathlib import Path
+
 import pytest
 
 from ttslab.errors import InputError
@@ -20,9 +22,13 @@ def cache(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
+# a valid GGUF v3 header of no tensors and no metadata: what the structural check reads
+HEADER = b"GGUF" + (3).to_bytes(4, "little") + bytes(16)
+
+
 def gguf(path, size):
-    """A synthetic GGUF-headed file of `size` bytes; returns its sha256."""
-    data = b"GGUF" + random.Random(size).randbytes(size - 4)
+    """A synthetic GGUF file of `size` bytes (a header of no tensors, then noise); returns its sha256."""
+    data = HEADER + random.Random(size).randbytes(size - len(HEADER))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return hashlib.sha256(data).hexdigest()
@@ -59,10 +65,10 @@ def test_assemble_is_atomic_and_checks_the_hash(tmp_path):
 
 def test_pinned_local_file_with_wrong_hash_is_refused(tmp_path):
     f = tmp_path / "m.gguf"
-    f.write_bytes(b"GGUF")
+    f.write_bytes(HEADER)
     with pytest.raises(ModelError, match=rf"model file {f} has sha256 .*pins {'0' * 64}; refusing.*Replace it"):
         resolve(f"{f}#sha256={'0' * 64}")
-    assert resolve(f"{f}#sha256={hashlib.sha256(b'GGUF').hexdigest()}") == f
+    assert resolve(f"{f}#sha256={hashlib.sha256(HEADER).hexdigest()}") == f
     with pytest.raises(ModelError, match="64 hexadecimal digits"):
         resolve(f"{f}#sha256=abc")
     (tmp_path / "x.gguf").write_bytes(b"PK\x03\x04zip")
@@ -210,3 +216,27 @@ def test_embedded_default_assembles_to_the_pinned_hash(monkeypatch):
     assert path.stat().st_size == EMBEDDED["qwen2.5-coder-0.5b"].size
     assert path.read_bytes()[:4] == b"GGUF"
     assert stamp_path(path).exists()
+
+
+def test_a_stub_a_truncated_gguf_and_special_files_are_named_as_what_they_are(tmp_path):
+    """Refused before llama.cpp loads them (it would fail with a traceback): issue 21."""
+    stub = tmp_path / "stub.gguf"
+    stub.write_bytes(b"GGUF")
+    with pytest.raises(ModelError, match="truncated: its 4 bytes end inside the GGUF header"):
+        resolve(str(stub))
+    # a header describing one F32 tensor of 1000 elements (4000 bytes) with only 100 bytes of data
+    name = b"w"
+    header = (b"GGUF" + (3).to_bytes(4, "little") + (1).to_bytes(8, "little") + (0).to_bytes(8, "little")
+              + len(name).to_bytes(8, "little") + name + (1).to_bytes(4, "little") + (1000).to_bytes(8, "little")
+              + (0).to_bytes(4, "little") + (0).to_bytes(8, "little"))
+    cut = tmp_path / "cut.gguf"
+    cut.write_bytes(header + bytes(-len(header) % 32) + bytes(100))
+    with pytest.raises(ModelError, match="truncated: .*tensors up to byte 4064"):
+        resolve(str(cut))
+    cut.write_bytes(header + bytes(-len(header) % 32) + bytes(4000))
+    assert resolve(str(cut)) == cut
+    fifo = tmp_path / "fifo.gguf"
+    os.mkfifo(fifo)
+    for path, what in ((tmp_path, "a directory"), (fifo, "a FIFO"), (Path("/dev/zero"), "a character device")):
+        with pytest.raises(ModelError, match=f"is {what}"):
+            resolve(str(path))

@@ -161,13 +161,135 @@ def file_sha256(path: Path) -> str:
     return actual
 
 
+# ggml tensor types: (elements per block, bytes per block), for the size a GGUF's tensors need
+_GGML_BLOCKS = {0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34),
+                9: (32, 36), 10: (256, 84), 11: (256, 110), 12: (256, 144), 13: (256, 176), 14: (256, 210),
+                15: (256, 292), 24: (1, 1), 25: (1, 2), 26: (1, 4), 27: (1, 8), 28: (1, 8), 30: (1, 2)}
+_GGUF_SCALARS = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}  # value type -> bytes
+
+
+class _Truncated(Exception):
+    pass
+
+
+def gguf_required_size(f, file_size: int) -> int:
+    """The bytes a GGUF file's header says it holds: the data section's start plus the end of its last
+    tensor (tensors of a type missing from `_GGML_BLOCKS` count from their offset only). Reads only the
+    header (metadata and tensor infos: a few MB for a tokenizer-heavy model, through mmap), never the weights."""
+    import mmap
+    import struct
+
+    if file_size < 24:
+        raise _Truncated
+    mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    try:
+        off = 0
+
+        def take(n: int) -> int:  # the offset of the next n bytes
+            nonlocal off
+            if n < 0 or off + n > file_size:
+                raise _Truncated
+            off += n
+            return off - n
+
+        def u32() -> int:
+            return struct.unpack_from("<I", mm, take(4))[0]
+
+        def u64() -> int:
+            return struct.unpack_from("<Q", mm, take(8))[0]
+
+        def string() -> int:
+            n = u64()
+            return take(n)
+
+        def skip_value(vtype: int, depth: int = 0) -> None:
+            if vtype in _GGUF_SCALARS:
+                take(_GGUF_SCALARS[vtype])
+            elif vtype == 8:
+                string()
+            elif vtype == 9 and depth < 4:
+                itype, n = u32(), u64()
+                if itype in _GGUF_SCALARS:
+                    take(_GGUF_SCALARS[itype] * n)
+                elif itype == 8:
+                    for _ in range(n):
+                        string()
+                else:
+                    for _ in range(n):
+                        skip_value(itype, depth + 1)
+            else:
+                raise ValueError(f"unknown metadata value type {vtype}")
+
+        if mm[take(4):off] != GGUF_MAGIC:
+            raise ValueError("no GGUF magic")
+        version = u32()
+        if version not in (2, 3):
+            raise ValueError(f"GGUF version {version} (this reader knows 2 and 3)")
+        n_tensors, n_kv = u64(), u64()
+        if n_tensors > 1 << 20 or n_kv > 1 << 20:
+            raise ValueError(f"{n_tensors} tensors and {n_kv} metadata keys: not a real header")
+        alignment = 32
+        for _ in range(n_kv):
+            k = string()
+            key = mm[k:off]
+            vtype = u32()
+            if key == b"general.alignment" and vtype == 4:
+                alignment = u32() or 32
+            else:
+                skip_value(vtype)
+        end = 0
+        for _ in range(n_tensors):
+            string()
+            n_dims = u32()
+            if n_dims > 8:
+                raise ValueError(f"a tensor of {n_dims} dimensions")
+            count = 1
+            for _ in range(n_dims):
+                count *= u64()
+            ttype, offset = u32(), u64()
+            block, size = _GGML_BLOCKS.get(ttype, (1, 0))
+            end = max(end, offset + (count // block) * size)
+        return -(-off // alignment) * alignment + end if n_tensors else off
+    finally:
+        mm.close()
+
+
 def _check_magic(path: Path, spec: str) -> None:
+    """A GGUF file whose header and size agree: a stray file, a 4-byte stub or a truncated download is
+    refused here, before llama.cpp loads it (which would fail deep inside with a traceback)."""
+    where = "" if spec == str(path) else f" (spec {spec!r})"
     with path.open("rb") as f:
         head = f.read(4)
-    if head != GGUF_MAGIC:
-        where = "" if spec == str(path) else f" (spec {spec!r})"
-        raise ModelError(f"model file {path}{where} is not a GGUF file (it starts with {head!r}, not "
-                         f"{GGUF_MAGIC!r}); expected a .gguf model file")
+        if head != GGUF_MAGIC:
+            raise ModelError(f"model file {path}{where} is not a GGUF file (it starts with {head!r}, not "
+                             f"{GGUF_MAGIC!r}); expected a .gguf model file")
+        size = os.fstat(f.fileno()).st_size
+        try:
+            need = gguf_required_size(f, size)
+        except _Truncated:
+            raise ModelError(f"model file {path}{where} is truncated: its {size} bytes end inside the GGUF header; "
+                             "download or copy it again") from None
+        except ValueError as e:
+            raise ModelError(f"model file {path}{where} has a damaged GGUF header ({e}); download or copy it "
+                             "again") from None
+    if size < need:
+        raise ModelError(f"model file {path}{where} is truncated: {size} bytes, but its header describes tensors "
+                         f"up to byte {need}; download or copy it again")
+
+
+def _not_a_model_file(path: Path, spec: str) -> ModelError:
+    import stat as st
+
+    from ttslab.writes import kind
+
+    if path.exists():
+        what = kind(os.stat(path).st_mode)
+        if what == "a file" and not st.S_ISREG(os.stat(path).st_mode):
+            what = "not a regular file"
+        return ModelError(f"model file {path} (spec {spec!r}) is {what}, not a .gguf file; expected a .gguf file, "
+                          f"embedded:<{'|'.join(EMBEDDED)}> or hf:<repo>/<file.gguf>")
+    return ModelError(f"model file {path} (spec {spec!r}) does not exist; expected a .gguf file, "
+                      f"embedded:<{'|'.join(EMBEDDED)}> or hf:<repo>/<file.gguf>")
 
 
 def _part_path(package: str, filename: str, model: str, extra: str) -> Path:
@@ -296,13 +418,14 @@ def _local(spec: str) -> tuple[Path, str | None]:
     path_str, pin = _split_pin(spec)
     path = Path(path_str).expanduser()
     if not path.is_file():
-        raise ModelError(f"model file {path} (spec {spec!r}) does not exist; expected a .gguf file, "
-                         f"embedded:<{'|'.join(EMBEDDED)}> or hf:<repo>/<file.gguf>")
-    _check_magic(path, spec)
+        raise _not_a_model_file(path, spec)
     if pin is None:
+        _check_magic(path, spec)
         return path, None
     actual = file_sha256(path)
-    if actual != pin:
+    if actual == pin:
+        _check_magic(path, spec)
+    else:
         raise ModelError(f"model file {path} has sha256 {actual}, but the spec {spec!r} pins {pin}; refusing "
                          "to load it: the file is damaged or another model. Replace it with the pinned file, "
                          "or change the #sha256= pin if this file is the one you mean")
