@@ -110,7 +110,9 @@ class BeamSearch(Strategy):
     """N candidates per depth; keep the N/M best by the newest step's score, expand each into M.
 
     A kept candidate that is terminal (answer given, EOS, limits) becomes a finished solution and its
-    beam is not refilled (as in the study's code), so at most N/M solutions come out.
+    beam is not refilled (N/M minus the finished ones are kept, every depth), so at most N/M solutions come
+    out. The study's code does the same only when the finished path outranks the live beams: it recomputes
+    the number to keep only while walking live nodes (README "Semantics").
     """
 
     label = "Beam search"
@@ -133,7 +135,12 @@ class BeamSearch(Strategy):
 
 @register("dvts")
 class DVTS(Strategy):
-    """N/M independent subtrees; each expands M candidates per step and keeps its best one."""
+    """N/M independent subtrees; each expands M candidates per step and keeps its best one.
+
+    Subtrees never see each other: a step is a duplicate only of a sibling in its own subtree (the loop looks
+    duplicates up per (parent, subtree); all first steps share the root). A subtree whose M children are all
+    dropped ends without a solution (README "Semantics": the study's code samples again instead).
+    """
 
     label = "DVTS"
     color, marker = "#029e73", "^"
