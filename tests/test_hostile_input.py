@@ -388,3 +388,33 @@ def test_cli_errors_are_one_line(tmp_path):
                           text=True, timeout=300, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.count("\n") == 1 and "summary.json" in proc.stderr
+
+
+def test_a_failed_run_removes_the_empty_parents_it_created(tmp_path, monkeypatch):
+    import ttslab.runner as runner
+    from ttslab.config import compose
+
+    pytest.importorskip("llama_cpp", reason="preflight of engine=llamacpp needs llama-cpp-python (the cpu extra)")
+    deep = tmp_path / "a" / "b" / "run"
+    plan = runner.preflight(compose([f"run_dir={deep}", "method=cot", "progress=false"]))
+
+    def fail(plan):
+        raise RuntimeError("engine failed to start")
+
+    monkeypatch.setattr(runner, "_build_engines", fail)
+    with pytest.raises(RuntimeError):
+        runner.execute(plan)
+    assert not (tmp_path / "a").exists()
+
+
+def test_an_engine_error_is_one_line_exit_1(tmp_path):
+    """A model llama.cpp cannot load: the engine's error as one line, no traceback."""
+    proc = subprocess.run([sys.executable, "-c", "import sys; from ttslab.cli import main\n"
+                           "from ttslab.engines.llamacpp import EngineError\n"
+                           "import ttslab.cli as c\n"
+                           "def boom(argv): raise EngineError('llama.cpp could not load the model file /m.gguf')\n"
+                           "c.COMMANDS['summary'] = boom\n"
+                           "sys.exit(main(['summary', 'x']))"], capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith("ttslab: error: llama.cpp could not load the model file /m.gguf")

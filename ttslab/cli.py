@@ -72,6 +72,11 @@ _OS_FIXES = {
 }
 
 
+def engine_error(err: BaseException) -> bool:
+    """An engine's own error (llama.cpp could not load, an SGLang server died...): the user acts on it."""
+    return isinstance(err, RuntimeError) and type(err).__module__.startswith("ttslab.engines")
+
+
 def os_error_line(err: OSError) -> str:
     """An OSError as one line naming the file and what to do (no traceback: it is the machine's state)."""
     where = " -> ".join(str(f) for f in (err.filename, err.filename2) if f) or "a file"
@@ -199,6 +204,12 @@ def _hydra_main(argv: list[str]) -> int:
             if os.environ.get("TTSLAB_TRACEBACK") == "1":
                 raise
             print(f"{PROG}: error: {os_error_line(e)}", file=sys.stderr)
+            raise SystemExit(1) from None
+        except RuntimeError as e:
+            if not engine_error(e) or os.environ.get("TTSLAB_TRACEBACK") == "1":
+                raise
+            print(f"{PROG}: error: {' '.join(str(e).split())} (finished records are kept; TTSLAB_TRACEBACK=1 "
+                  "shows where)", file=sys.stderr)
             raise SystemExit(1) from None
 
     if not set(flags) & {"-sc", "--shell-completion", "--hydra-help"}:
@@ -409,6 +420,10 @@ def main(argv: list[str] | None = None) -> int:
 
         if isinstance(e, TTSLabError):
             return _fail(e)
+        if engine_error(e) and os.environ.get("TTSLAB_TRACEBACK") != "1":
+            print(f"{PROG}: error: {' '.join(str(e).split())} (finished records are kept; TTSLAB_TRACEBACK=1 "
+                  "shows where)", file=sys.stderr)
+            return 1
         raise
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -47,6 +46,7 @@ from ttslab.results import (
     lock_run_dir,
     read_records,
     record_key,
+    remove_created,
 )
 from ttslab.rewards import ENGINE_PRM_TYPES
 from ttslab.search.loop import Task, make_task, run_tasks
@@ -196,7 +196,7 @@ def execute(plan: RunPlan) -> Path:
 
     print(run_header(plan), flush=True)
     cfg, run_dir = plan.cfg, plan.run_dir
-    created = not run_dir.exists()
+    created = [p for p in [run_dir, *run_dir.parents] if not p.exists()]  # what a failure removes again
     run_dir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     try:
@@ -219,7 +219,7 @@ def execute(plan: RunPlan) -> Path:
     except BaseException:
         records = run_dir / "records.jsonl"
         if created and (not records.exists() or records.stat().st_size == 0):
-            shutil.rmtree(run_dir, ignore_errors=True)  # nothing finished: leave no half-made directory
+            remove_created(created)  # nothing finished: leave no half-made directory, nor the parents it made
         raise
     return run_dir
 
