@@ -3,6 +3,7 @@
 import copy
 import json
 
+import numpy as np
 import pytest
 from analysis_fixtures import study_records, write_run
 
@@ -62,7 +63,7 @@ def test_every_strategy_of_the_study_run_has_a_curve():
     for ds, recs in study.records_by_dataset(study.load_records()).items():
         table = curves.accuracy_curves(recs, n_boot=200)
         assert {"cot", "best_of_n", "beam_search", "dvts"} <= set(table["method"]), ds
-        assert set(study.best_rule_curves(table)["method"]) == {"cot", "best_of_n", "beam_search", "dvts"}
+        assert set(study.reported_curves(table)["method"]) == {"cot", "best_of_n", "beam_search", "dvts"}
 
 
 def _shaped(n_problems: int, subset: int, mid_piece: int = 0) -> list[dict]:
@@ -95,3 +96,66 @@ def test_on_every_problem_sets_aside_a_budget_run_on_a_subset_and_unfinished_pro
     kept, aside = study.on_every_problem(_shaped(12, subset=0, mid_piece=2))
     assert len({r["problem_id"] for r in kept}) == 10 and aside[0] == "2 problems without every run yet"
     assert study.on_the_subset(_shaped(12, subset=0, mid_piece=2)) == []
+
+
+def _legend_curves(fig):
+    """{legend label: y values} of every curve drawn with error bars on the figure's first panel."""
+    from matplotlib.container import ErrorbarContainer
+
+    ax = fig.axes[0]
+    return {c.get_label(): list(c.lines[0].get_ydata()) for c in ax.containers if isinstance(c, ErrorbarContainer)}
+
+
+def test_fig4_draws_each_strategy_with_its_configured_rule_not_its_best():
+    """fig4's data as `ttslab figures` builds it from the shipped MATH-500 run: every strategy's curve is
+    its configured report rule (conf/method/*.yaml), not the rule that came out best on these problems;
+    on this run the two differ (Best-of-N@4: best rule 14.3% vs majority 10.9%), so the test can fail."""
+    import matplotlib.pyplot as plt
+
+    from ttslab import plots
+    from ttslab.analysis import curves, rules
+
+    assert {m: rules.report_rule(m) for m in ("cot", "best_of_n", "beam_search", "dvts")} == {
+        "cot": "majority", "best_of_n": "majority", "beam_search": "prm_last_max", "dvts": "prm_last_max"}
+    recs, _ = study.on_every_problem(study.records_by_dataset(study.load_records())["math500"])
+    table = curves.curve_table(curves.per_problem_accuracy(recs))
+    fig = plots.accuracy_vs_budget(table, caption="Run: test")
+    drawn = _legend_curves(fig)
+    plt.close(fig)
+    envelope = rules.envelope(table)
+    differs = 0
+    for method in ("best_of_n", "beam_search", "dvts"):
+        rule = rules.report_rule(method)
+        label = next(lab for lab in drawn if lab.startswith(plots.label_of(method) + " ("))
+        assert plots.rule_label(rule) in label and "best" not in label, label
+        want = table[(table["method"] == method) & (table["rule"] == rule)].sort_values("budget")["accuracy"]
+        assert drawn[label] == pytest.approx(list(want)), method
+        best = envelope[envelope["method"] == method].sort_values("budget")["accuracy"]
+        differs += not np.allclose(list(best), list(want))
+    assert differs >= 1  # the envelope is not what is drawn
+    assert study.reported_curves(table).groupby("method")["rule"].nunique().eq(1).all()
+
+
+def test_an_envelope_over_rules_says_so():
+    from ttslab.analysis import curves, rules
+
+    recs, _ = study.on_every_problem(study.records_by_dataset(study.load_records())["math500"])
+    env = rules.envelope(curves.curve_table(curves.per_problem_accuracy(recs)))
+    assert set(env[env["method"] == "best_of_n"]["rule"]) == {"optimistic maximum over 9 rules"}
+
+
+def test_winners_by_difficulty_reads_the_reported_rule_and_calls_a_winner_only_when_paired_interval_excludes_0():
+    from ttslab.analysis import curves, difficulty
+
+    recs, _ = study.on_every_problem(study.records_by_dataset(study.load_records())["math500"])
+    per_problem = curves.per_problem_accuracy(recs)
+    bins = difficulty.difficulty_bins(difficulty.pass_at_1(recs))
+    w = study.winners_by_difficulty(per_problem, bins)
+    assert len(w) and {"Best-of-N", "Beam search", "DVTS", "winner"} <= set(w.columns)
+    hard4 = w[(w["difficulty"] == "hard") & (w["budget"] == 4)].iloc[0]
+    maj = per_problem.loc[bins[bins == "hard"].index, ("qwen2.5-coder-0.5b-cpu", "cpu-confidence-qwen2.5-coder-0.5b",
+                                                        "best_of_n", "majority", 4)]
+    assert hard4["Best-of-N"] == pytest.approx(round(100 * maj.mean(), 1))
+    for _, r in w.iterrows():
+        low, high = (float(x) for x in r["lead over runner-up [95% CI]"].split("[")[1].rstrip("]").split(","))
+        assert (r["winner"] != "not told apart") == (low > 0)

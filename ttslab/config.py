@@ -93,6 +93,9 @@ class MethodConfig:
     max_step_tokens: int = 2048
     max_steps: int = 40
     step_delimiter: str = "\n\n"
+    # the selection rule figures and tables report for this method, fixed before any data
+    # (ttslab.analysis.rules; not a generation setting: records do not depend on it)
+    report_rule: str = "majority"
     # settings of the method's own (e.g. particle_filter's softmax_temperature), checked by its strategy
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -334,7 +337,7 @@ def method_specs(cfg: DictConfig) -> list[list[MethodSpec]]:
     items = OmegaConf.to_container(cfg.plan, resolve=True) if cfg.get("plan") else [{}]
     base = OmegaConf.to_container(cfg.method, resolve=True)
     overrides = OmegaConf.to_container(cfg.policy.sampling, resolve=True) if cfg.policy.get("sampling") else {}
-    allowed = set(SPEC_KEYS) | {"budgets"}
+    allowed = set(SPEC_KEYS) | {"budgets", "report_rule"}  # report_rule: read by ttslab.analysis.rules
     out = []
     for n, item in enumerate(items):
         where = f"plan[{n}]" if cfg.get("plan") else "method"
@@ -346,6 +349,11 @@ def method_specs(cfg: DictConfig) -> list[list[MethodSpec]]:
         unknown = set(spec) - allowed
         if unknown:
             raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}")
+        rule = spec.pop("report_rule", MethodConfig.report_rule)
+        from ttslab.search.selection import RULES
+
+        if rule not in RULES:
+            raise ConfigError(f"{where}.report_rule={rule!r}: expected one of {', '.join(RULES)}")
         spec["options"] = _method_options(cls, spec.get("options"), where)
         budgets = spec.pop("budgets", None)
         if budgets is None:

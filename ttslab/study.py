@@ -18,9 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ttslab.analysis import curves, flops, optimal, reference
+from ttslab.analysis import compare, curves, flops, methods, optimal, reference, rules
 from ttslab.results import RECORDS, SUMMARY, Run
-from ttslab.search.strategies import method_names, search_methods
 
 STUDY_RUN = Path(__file__).resolve().parent / "data" / "study_run"
 STUDY = "study (Liu et al. 2025, published)"
@@ -206,7 +205,7 @@ def on_every_problem(records: Iterable[dict[str, Any]]) -> tuple[list[dict[str, 
     runs: dict[tuple[str, str, int], set[str]] = {}
     for r in records:
         runs.setdefault(_run_key(r), set()).add(str(r["problem_id"]))
-    bon = set().union(*[p for (_, m, _), p in runs.items() if m == "best_of_n"])
+    bon = set().union(*[p for (_, m, _), p in runs.items() if methods.is_sampling(m)])
     if not bon:
         return records, []
     common = {k for k, p in runs.items() if 2 * len(p & bon) >= len(bon)}
@@ -254,7 +253,7 @@ def run_overview(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
                 "policy": ", ".join(sorted({str(r.get("policy")) for r in recs})),
                 "prm": ", ".join(sorted({str(r.get("prm")) for r in recs if r.get("prm")})),
                 "methods (budgets N)": "; ".join(
-                    f"{m} {sorted(b)}" for m, b in sorted(budgets.items(), key=lambda kv: _METHOD_ORDER(kv[0]))
+                    f"{m} {sorted(budgets[m])}" for m in methods.ordered(budgets)
                 ),
                 "records": len(recs),
             }
@@ -262,30 +261,44 @@ def run_overview(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _METHOD_ORDER(method: str) -> int:
-    order = method_names()  # the registry's order: CoT first
-    return order.index(method) if method in order else len(order)
+def _method_rank(method: str) -> int:
+    return methods.ordered([method, *methods.method_names()]).index(method)
 
 
 # --------------------------------------------------------------------------- curves and rules (nb 02)
 
 
-def best_rule_curves(table: pd.DataFrame) -> pd.DataFrame:
-    """Per (policy, prm, method): the selection rule with the best mean accuracy over budgets, its curve.
+def reported_curves(table: pd.DataFrame) -> pd.DataFrame:
+    """Per (policy, prm, method): the curve of the rule the method reports (conf/method/<name>.yaml
+    `report_rule`, fixed before any data; ttslab.analysis.rules). Input: a curve table."""
+    return rules.reported(table)
 
-    Input: `curves.accuracy_curves` / `curve_table` output. pass@k (an oracle) is never chosen.
-    """
-    t = table[table["rule"] != curves.PASS_AT_K]
-    parts = []
-    for _, g in t.groupby(["policy", "prm", "method"], sort=True):
-        best = g.groupby("rule")["accuracy"].mean().idxmax()
-        parts.append(g[g["rule"] == best])
-    return pd.concat(parts, ignore_index=True) if parts else t.iloc[:0]
+
+def reported_column(per_problem: pd.DataFrame, method: str, budget: int, policy: str | None = None) -> pd.Series:
+    """One strategy's per-problem expected correctness at budget N with its reported rule (the input of
+    `compare.paired_difference`)."""
+    cols = [c for c in per_problem.columns if c[2] == method and int(c[4]) == int(budget)
+            and c[3] == rules.rule_of(method, c[1]) and (policy is None or c[0] == policy)]
+    if len(cols) != 1:
+        raise ValueError(f"reported_column: {len(cols)} columns for {method} N={budget}"
+                         + ("" if policy else "; pass policy=..."))
+    return per_problem[cols[0]].dropna()
+
+
+def compare_strategies(per_problem: pd.DataFrame, pairs, policy: str | None = None, **kw) -> pd.DataFrame:
+    """Paired differences over problems (`compare.paired_difference`) for each ((method, N), (method, N))
+    pair, each strategy with its reported rule; one row per pair."""
+    rows = []
+    for (ma, ba), (mb, bb) in pairs:
+        a, b = reported_column(per_problem, ma, ba, policy), reported_column(per_problem, mb, bb, policy)
+        d = compare.paired_difference(a, b, f"{methods.label(ma)}@{ba}", f"{methods.label(mb)}@{bb}", **kw)
+        rows.append({**d.as_dict(), "sentence": d.verdict()})
+    return pd.DataFrame(rows)
 
 
 def rules_table(table: pd.DataFrame) -> pd.DataFrame:
     """Table 2 style: accuracy (%) of every selection rule (rows) per method at its largest budget (columns)."""
-    t = table[(table["rule"] != curves.PASS_AT_K) & (table["method"] != "cot")]
+    t = table[(table["rule"] != curves.PASS_AT_K) & ~table["method"].map(methods.is_baseline)]
     top = t.groupby(["policy", "prm", "method"])["budget"].transform("max")
     t = t[t["budget"] == top]
     wide = t.pivot_table(index="rule", columns=["method", "budget"], values="accuracy", aggfunc="first")
@@ -310,28 +323,32 @@ def level_vs_difficulty(records: Iterable[dict[str, Any]], bins: pd.Series) -> p
     return pd.crosstab(lv, bins.rename("difficulty"), dropna=False)
 
 
-def winners_by_difficulty(by_bin: pd.DataFrame) -> pd.DataFrame:
-    """Which strategy wins where: per (difficulty, budget), each method's best-rule accuracy and the winner.
-
-    Input: `difficulty.curves_by_difficulty` output. Only budgets where at least two TTS strategies were
-    run are compared; `margin` is the winner's lead over the runner-up in points (a tie lists every leader, joined by " = ").
-    """
-    t = by_bin[(by_bin["method"] != "cot") & (by_bin["rule"] != curves.PASS_AT_K)]
-    best = t.groupby(["policy", "prm", "difficulty", "budget", "method"], observed=True)["accuracy"].max()
-    wide = best.unstack("method")
-    wide = wide[wide.notna().sum(axis=1) >= 2]
-    cols = [m for m in search_methods() if m in wide.columns]
-    wide = wide[cols]
-    if wide.empty or len(cols) < 2:
-        return pd.DataFrame(columns=["policy", "prm", "difficulty", "budget", *cols, "winner", "margin"])
-    ranked = np.sort(wide.fillna(-np.inf).to_numpy(), axis=1)
-    out = wide.round(1)
-    filled = wide.fillna(-np.inf)
-    out["winner"] = [
-        " = ".join(c for c in cols if row[c] == row.max()) for _, row in filled.iterrows()
-    ]  # several names: a tie
-    out["margin"] = np.round(ranked[:, -1] - ranked[:, -2], 1)
-    return out.reset_index()
+def winners_by_difficulty(per_problem: pd.DataFrame, bins: pd.Series, **kw) -> pd.DataFrame:
+    """Which strategy leads where: per (difficulty, budget) with at least two TTS strategies, each one's
+    accuracy with its reported rule, the leader, and the leader minus the runner-up paired over the bin's
+    problems (`compare.paired_difference`). `winner` names the leader only where that interval excludes 0,
+    else "not told apart"."""
+    rows = []
+    tts = [c for c in per_problem.columns if not methods.is_baseline(c[2]) and c[3] == rules.rule_of(c[2], c[1])]
+    for (policy, prm), _ in pd.Series(index=pd.MultiIndex.from_tuples([c[:2] for c in tts])).groupby(level=[0, 1]):
+        for label in (bins.cat.categories if hasattr(bins, "cat") else sorted(bins.unique())):
+            ids = [p for p in per_problem.index if bins.get(p) == label]
+            if not ids:
+                continue
+            for budget in sorted({int(c[4]) for c in tts if c[:2] == (policy, prm)}):
+                cols = {c[2]: per_problem.loc[ids, c].dropna() for c in tts
+                        if c[:2] == (policy, prm) and int(c[4]) == budget and per_problem.loc[ids, c].notna().any()}
+                if len(cols) < 2:
+                    continue
+                acc = {m: 100.0 * v.mean() for m, v in cols.items()}
+                lead, second = sorted(cols, key=lambda m: (-acc[m], _method_rank(m)))[:2]
+                d = compare.paired_difference(cols[lead], cols[second], methods.label(lead), methods.label(second), **kw)
+                rows.append({"policy": policy, "prm": prm, "difficulty": label, "budget": budget, "problems": len(ids),
+                             **{methods.label(m): round(acc[m], 1) for m in methods.ordered(cols)},
+                             "leader": methods.label(lead) if acc[lead] > acc[second] else "tie",
+                             "lead over runner-up [95% CI]": f"{d.diff:+.1f} [{d.low:+.1f}, {d.high:+.1f}]",
+                             "winner": methods.label(lead) if d.decided else "not told apart"})
+    return pd.DataFrame(rows)
 
 
 # --------------------------------------------------------------------------- FLOPs (nb 04)
@@ -350,7 +367,7 @@ def inference_table(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
         parts.append(t)
     out = pd.concat(parts, ignore_index=True)
     out["reuse_saves_pct"] = 100.0 * (1 - out["total_flops_reuse"] / out["total_flops_no_reuse"])
-    out = out.sort_values(["dataset", "method", "budget"], key=lambda s: s.map(_METHOD_ORDER) if s.name == "method" else s)
+    out = out.sort_values(["dataset", "method", "budget"], key=lambda s: s.map(_method_rank) if s.name == "method" else s)
     cols = ["dataset", "method", "budget", "problems", "policy_tokens_reuse", "policy_tokens_no_reuse",
             "prm_tokens_reuse", "prm_tokens_no_reuse", "policy_flops_reuse", "prm_flops_reuse",
             "total_flops_reuse", "total_flops_no_reuse", "reuse_saves_pct"]
@@ -358,12 +375,12 @@ def inference_table(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
 
 
 def accuracy_vs_flops(records: Iterable[dict[str, Any]], reuse: bool = True) -> pd.DataFrame:
-    """FLOPs-matched view: per (dataset, method, N) the best-rule accuracy (with CI) and the mean inference
+    """FLOPs-matched view: per (dataset, method, N) the accuracy with the method's reported rule (with CI) and the mean inference
     FLOPs per problem (policy + PRM; with or without prefix reuse)."""
     mode = "reuse" if reuse else "no_reuse"
     parts = []
     for ds, recs in records_by_dataset(records).items():
-        table = best_rule_curves(curves.accuracy_curves(recs))  # CoT appears with its only rule, majority
+        table = reported_curves(curves.accuracy_curves(recs))  # CoT appears with its only rule, majority
         fl = flops.inference_flops(recs)
         # Best-of-N/DVTS points at N below the record's budget are subsamples of the largest record:
         # their cost is that record's cost per unit times N (the first N samples).
@@ -385,7 +402,7 @@ def accuracy_vs_flops(records: Iterable[dict[str, Any]], reuse: bool = True) -> 
 
 def small_vs_large_ours(
     records: Iterable[dict[str, Any]],
-    method: str = "best_of_n",
+    method: str | None = None,
     budget: int | None = None,
     large: str = "Qwen2.5-72B-Inst.",
     small: str = "Qwen2.5-0.5B-Inst.",
@@ -399,12 +416,14 @@ def small_vs_large_ours(
     """
     recs = list(records)
     fl = flops.inference_flops(recs)
+    if method is None:  # the sampling strategy (Best-of-N), read from the method registry
+        method = next(iter(m for m in methods.ordered(fl["method"]) if methods.is_sampling(m)), "")
     tts = fl[fl["method"] == method]
     if tts.empty:
         raise ValueError(f"small_vs_large_ours: no {method} records")
     budget = int(tts["budget"].max()) if budget is None else budget
     tts_flops = float(tts[tts["budget"] == budget]["total_flops_reuse"].mean()) * problems
-    cot_tokens = float(fl[fl["method"] == "cot"]["policy_tokens_reuse"].mean())
+    cot_tokens = float(fl[fl["method"].map(methods.is_baseline)]["policy_tokens_reuse"].mean())
     large_flops = 2.0 * flops.PRETRAINING[large][0] * cot_tokens * problems
     out = flops.small_vs_large(small, tts_flops, large, large_flops)
     out["setting"] = [f"TTS: {method} N={budget} (measured)", "CoT (our CoT token count x its params)"]
@@ -460,8 +479,8 @@ def table5_from_per_problem(per_problem: pd.DataFrame, bins: pd.Series | None = 
     nested = optimal.nested_cv_accuracy(per_problem, nested_bins, folds=k).set_index(["policy", "prm"])
     rows = []
     for (policy, prm), o in curve.groupby(["policy", "prm"]):
-        cot = table[(table["method"] == "cot") & (table["policy"] == policy)]
-        maj = table[(table["policy"] == policy) & (table["prm"] == prm) & (table["method"] == "best_of_n")
+        cot = table[table["method"].map(methods.is_baseline) & (table["policy"] == policy)]
+        maj = table[(table["policy"] == policy) & (table["prm"] == prm) & table["method"].map(methods.is_sampling)
                     & (table["rule"] == "majority")]
         if cot.empty or maj.empty:
             continue
@@ -496,6 +515,15 @@ def adaptive_compute(records: Iterable[dict[str, Any]], probe: int = 4, **kw) ->
     from ttslab.analysis import router
 
     return router.policy_table(on_every_problem(records)[0], probe=probe, **kw)
+
+
+def router_result(records: Iterable[dict[str, Any]], probe: int = 4, **kw):
+    """`ttslab.analysis.router.evaluate` on the runs every problem has: the policy table, the sweep, the
+    reported router (lambda chosen inside the folds) and its paired differences with CoT and the most
+    accurate fixed strategy at no more compute."""
+    from ttslab.analysis import router
+
+    return router.evaluate(on_every_problem(records)[0], probe=probe, **kw)
 
 
 def adaptive_compute_unusable(records: Iterable[dict[str, Any]], probe: int = 4) -> str:
@@ -533,26 +561,29 @@ def probe_signals_table(records: Iterable[dict[str, Any]], probe: int = 4, order
     return out.round(3)
 
 
-def adaptive_compute_summary(table: pd.DataFrame) -> str:
-    """Three sentences from a policy table: the most accurate fixed strategy, the oracle-bin choice and
-    the router at (at most) that strategy's compute, with intervals and problem counts."""
-    fixed = table[table["kind"] == "fixed"].sort_values(["accuracy", "flops"], ascending=[False, True])
-    best = fixed.iloc[0]
-    def say(r):
-        return (f"{r['policy']}: {r['accuracy']:.1f}% [{r['accuracy_low']:.1f}, {r['accuracy_high']:.1f}] "
-                f"at {r['flops']:.3g} FLOPs/problem")
-    lines = [f"{int(best['problems'])} problems. Most accurate fixed strategy: {say(best)}."]
-    for kind in ("oracle-bin (gold Pass@1)", "router (no gold)"):
-        t = table[(table["kind"] == kind) & (table["flops"] <= best["flops"] * 1.0001)]
-        t = t.sort_values(["accuracy", "flops"], ascending=[False, True])
-        lines.append(f"Best {kind} policy at no more compute: " + (say(t.iloc[0]) + "." if len(t) else "none."))
+def adaptive_compute_summary(result) -> str:
+    """What a `router_result` allows one to say: the reported router (lambda chosen inside the folds) with
+    its interval, its paired differences with CoT and with the most accurate fixed strategy at no more
+    compute, and the sweep's best point named for what it is (chosen on the problems it is scored on)."""
+    from ttslab.analysis import router
+
+    t = result.table
+    rep_ = t[t["kind"] == router.REPORTED].iloc[0]
+    sweep = t[t["kind"] == "router (no gold)"].sort_values("accuracy", ascending=False)
+    lines = [f"{int(rep_['problems'])} problems. The reported router ({rep_['policy']}): {rep_['accuracy']:.1f}% "
+             f"[{rep_['accuracy_low']:.1f}, {rep_['accuracy_high']:.1f}] at {rep_['flops']:.3g} FLOPs/problem."]
+    lines += [f"Against {v['against']}: {v['sentence']}." for _, v in result.verdicts.iterrows()]
+    if len(sweep):
+        top = sweep.iloc[0]
+        lines.append(f"The sweep's highest point ({top['policy']}: {top['accuracy']:.1f}%) is the optimistic maximum "
+                     f"over {len(sweep)} lambda values, picked on the problems it is scored on: not a result.")
     return "\n".join(lines)
 
 
 def router_choices(router_rows: pd.DataFrame, lam: float) -> pd.DataFrame:
     """What the router chose per problem at one lambda (fitted without that problem): the stump
     (signal, threshold, action below / at or above) and the action it took most often over sample orders."""
-    r = router_rows[router_rows["lambda"] == lam]
+    r = router_rows[np.isclose(router_rows["lambda"], lam)]
     return r[["problem_id", "signal", "threshold", "low", "high", "action", "action_share", "accuracy"]].round(3)
 
 

@@ -109,3 +109,51 @@ def pass1_histogram(pass1: pd.Series, n_bins: int = 5) -> pd.DataFrame:
             "percent": 100.0 * counts / max(1, counts.sum()),
         }
     )
+
+
+def held_out_split(
+    records: Iterable[dict[str, Any]], policy: str | None = None
+) -> tuple[pd.Series, list[dict[str, Any]]]:
+    """Difficulty from samples the curves never read: (Pass@1 per problem from the second half of each
+    problem's sampling-method samples, the records with those samples removed).
+
+    The study's bins (`pass_at_1`) come from the very Best-of-N samples whose accuracy is then plotted per
+    bin, so Best-of-N is near 0% on "hard" and near 100% on "easy" by construction. Here the largest
+    sampling record of each problem (Best-of-N, K samples) is cut in two: samples K/2..K-1 give the Pass@1
+    that bins the problem; the returned records keep samples 0..K/2-1 (a record at budget K/2, the first
+    K/2 samples, as a run stores them) and drop the larger budgets, so Best-of-N curves reach N = K/2 and
+    never see a sample that binned their problem. CoT is not in the binning samples. Other methods
+    generate their own samples and are returned unchanged.
+    """
+    from ttslab.analysis.methods import is_sampling
+
+    recs = list(records)
+    if policy is not None:
+        recs = [r for r in recs if r.get("policy") == policy]
+    largest: dict[tuple, dict[str, Any]] = {}
+    for r in recs:
+        if is_sampling(r["method"]):
+            k = (str(r["problem_id"]), r.get("policy"), r["method"], r.get("seed", 0))
+            if k not in largest or int(r["budget"]) > int(largest[k]["budget"]):
+                largest[k] = r
+    if not largest:
+        raise ValueError("held_out_split: no records of a sampling method (Best-of-N) to split")
+    correct: dict[str, list[bool]] = {}
+    kept, half_of = [], {}
+    for k, r in largest.items():
+        cands = r["candidates"]
+        half = len(cands) // 2
+        if half < 1:
+            raise ValueError(f"held_out_split: {k[0]} {k[2]} has {len(cands)} sample(s); need at least 2")
+        correct.setdefault(k[0], []).extend(bool(c["correct"]) for c in cands[half:])
+        half_of[k] = half
+        kept.append({**r, "budget": half, "candidates": cands[:half]})
+    for r in recs:
+        k = (str(r["problem_id"]), r.get("policy"), r["method"], r.get("seed", 0))
+        if k not in half_of:
+            kept.append(r)
+        elif int(r["budget"]) < half_of[k]:
+            kept.append(r)  # smaller budgets are the first samples already
+    pass1 = pd.Series({p: float(np.mean(v)) for p, v in sorted(correct.items())}, name="pass@1 (held out)")
+    pass1.index.name = "problem_id"
+    return pass1, kept
