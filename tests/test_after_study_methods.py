@@ -94,7 +94,7 @@ def test_the_four_methods_are_registered_after_the_study_with_their_facts():
 
 @pytest.mark.parametrize("method", ["particle_filter", "rebase", "early_stopping"])
 def test_each_yaml_composes_and_its_options_enter_the_record_settings(method):
-    (s,), = validate(compose([f"method={method}", "prm=cpu_judge"]))
+    (s,), = validate(compose([f"method={method}"]))
     assert s.name == method and s.options
     assert s.settings()["options"] == dict(s.options)
     assert json.loads(json.dumps(s.settings())) == s.settings()  # what resume compares with
@@ -104,7 +104,7 @@ def test_methods_without_options_keep_the_settings_their_records_always_had():
     (s,), = validate(compose(["method=best_of_n"]))
     assert "options" not in s.settings()
     with pytest.raises(ConfigError, match=r"method.options=\{'softmax_temperature': 1\}: method dvts takes no options"):
-        validate(compose(["method=dvts", "+method.options.softmax_temperature=1", "prm=cpu_judge"]))
+        validate(compose(["method=dvts", "+method.options.softmax_temperature=1"]))
 
 
 @pytest.mark.parametrize("override, message", [
@@ -113,7 +113,7 @@ def test_methods_without_options_keep_the_settings_their_records_always_had():
 ])
 def test_bad_options_fail_with_one_line_naming_the_key(override, message):
     with pytest.raises(ConfigError, match=message):
-        validate(compose(["method=particle_filter", override, "prm=cpu_judge"]))
+        validate(compose(["method=particle_filter", override]))
 
 
 def test_deepconf_with_the_papers_confidence_says_what_the_engines_lack():
@@ -291,7 +291,7 @@ def test_token_confidence_measures():
     assert np.allclose(A.token_confidences(c, "sampled_token", 20), [0.5, 0.25])
 
     class WithTopK(Completion):  # what an engine that returned per-position top-k log-probabilities would give
-        top_logprobs = [[-0.1, -2.0, -3.0], [-1.0, -1.0, -4.0]]
+        top_logprobs = ((-0.1, -2.0, -3.0), (-1.0, -1.0, -4.0))
 
     assert np.allclose(A.token_confidences(WithTopK("ab", "eos", TokenUsage(), [1, 2]), "top_k", 2), [1.05, 1.0])
     with pytest.raises(RunFailed, match="needs Completion.token_logprobs"):
@@ -372,8 +372,8 @@ MODEL_OVERRIDES = ["dataset.limit=1", "method.budget=2", "method.max_tokens=96",
 
 @pytest.mark.model
 @pytest.mark.parametrize("method, extra", [
-    ("particle_filter", ["prm=cpu_judge"]),
-    ("rebase", ["prm=cpu_judge"]),
+    ("particle_filter", []),  # the CPU default PRM (cpu_confidence)
+    ("rebase", []),
     ("early_stopping", ["prm=none", "method.options.window=1"]),
     ("deepconf", ["prm=none", "method.options.confidence=sampled_token", "method.options.window=16",
                   "method.options.warmup=1", "method.options.eta=50"]),

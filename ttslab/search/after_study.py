@@ -24,15 +24,15 @@ they are part of a record's `settings`, so resume never mixes records made with 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import fields
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ttslab.engines.base import Completion
 from ttslab.errors import ConfigError, RunFailed
 from ttslab.grading import extract_answer, normalize
-from ttslab.search.selection import majority
 from ttslab.search.strategies import Strategy, register
 from ttslab.search.tree import Node
 
@@ -124,8 +124,8 @@ class ParticleFilter(OptionsStrategy):
     label = "Particle filtering"
     color, marker = "#cc78bc", "D"
     stepwise = needs_prm = uses_prm = True
-    option_defaults = {"softmax_temperature": 1.0}
-    option_checks = {"softmax_temperature": (_positive, "a number > 0 (weights: softmax of PRM-Last / it)")}
+    option_defaults: ClassVar[dict[str, Any]] = {"softmax_temperature": 1.0}
+    option_checks: ClassVar[dict[str, tuple[Callable[[Any], bool], str]]] = {"softmax_temperature": (_positive, "a number > 0 (weights: softmax of PRM-Last / it)")}
 
     def __init__(self, beam_width: int = 1):
         super().__init__(beam_width)
@@ -174,8 +174,8 @@ class Rebase(OptionsStrategy):
     label = "REBASE"
     color, marker = "#ca9161", "v"
     stepwise = needs_prm = uses_prm = True
-    option_defaults = {"softmax_temperature": 0.1}
-    option_checks = {"softmax_temperature": (_positive, "a number > 0 (widths: softmax of PRM-Last / it)")}
+    option_defaults: ClassVar[dict[str, Any]] = {"softmax_temperature": 0.1}
+    option_checks: ClassVar[dict[str, tuple[Callable[[Any], bool], str]]] = {"softmax_temperature": (_positive, "a number > 0 (widths: softmax of PRM-Last / it)")}
 
     def __init__(self, beam_width: int = 1):
         super().__init__(beam_width)
@@ -243,8 +243,8 @@ class EarlyStoppingSC(OptionsStrategy):
     label = "Early-stopping SC"
     color, marker = "#fbafe4", "X"
     nested_budgets = True  # (not subsample_unit: the samples' order is the method; a subset is not a run)
-    option_defaults = {"window": 4}
-    option_checks = {"window": (_int_at_least_1, "an integer >= 1 (samples per window)")}
+    option_defaults: ClassVar[dict[str, Any]] = {"window": 4}
+    option_checks: ClassVar[dict[str, tuple[Callable[[Any], bool], str]]] = {"window": (_int_at_least_1, "an integer >= 1 (samples per window)")}
 
     def __init__(self, beam_width: int = 1):
         super().__init__(beam_width)
@@ -373,9 +373,9 @@ class DeepConf(OptionsStrategy):
     label = "DeepConf"
     color, marker = "#949494", "*"
     stepwise = True
-    option_defaults = {"mode": "online", "eta": 10.0, "window": 2048, "warmup": 16, "top_k": 20,
+    option_defaults: ClassVar[dict[str, Any]] = {"mode": "online", "eta": 10.0, "window": 2048, "warmup": 16, "top_k": 20,
                        "confidence": "top_k"}
-    option_checks = {
+    option_checks: ClassVar[dict[str, tuple[Callable[[Any], bool], str]]] = {
         "mode": (lambda v: v in ("offline", "online"), "offline or online"),
         "eta": (lambda v: not isinstance(v, bool) and 0 < float(v) <= 100, "a percentage in (0, 100] of traces to keep"),
         "window": (_int_at_least_1, "an integer >= 1 (tokens per sliding window)"),
@@ -454,7 +454,3 @@ def deepconf_vote(record: dict[str, Any]) -> dict[str, Any]:
     i = weighted_majority(keys, weights)
     return {"answer": None if i is None else cands[i]["answer"], "correct": bool(i is not None and cands[i]["correct"])}
 
-
-__all__ = ["ParticleFilter", "Rebase", "EarlyStoppingSC", "DeepConf", "allot", "softmax", "early_stop_length",
-           "window_agrees", "group_confidences", "lowest_group_confidence", "confidence_threshold",
-           "weighted_majority", "deepconf_offline", "deepconf_vote", "token_confidences", "majority"]
