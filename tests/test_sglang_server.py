@@ -119,11 +119,6 @@ def test_connecting_to_a_missing_server_fails_fast(tmp_path):
         SGLangEngine.from_config(cfg, POLICY, "policy", tmp_path)
 
 
-def test_router_mode_takes_one_url():
-    with pytest.raises(ValueError, match="router=True takes exactly one router URL"):
-        SGLangEngine(["http://a:1", "http://b:2"], router=True)
-
-
 def test_bad_role_and_gpus_are_named():
     with pytest.raises(ValueError, match="role='judge'"):
         SGLangEngine.from_config({}, POLICY, "judge", ".")
@@ -148,7 +143,7 @@ def test_prm_server_gets_its_share_of_the_memory_the_policy_left(tmp_path, monke
     # nvidia-smi after the policy server took 0.55 of an 80 GB GPU: 32 GiB free. The PRM's planned 0.35 of
     # the GPU (28 GiB) is 0.875 of that; the old default launched it at 0.35 of the free memory (11 GiB:
     # less than an 8B PRM's weights).
-    monkeypatch.setattr(sglang_server.gpu_plan, "measure_gpus", lambda visible: (80.0, 32.0))
+    monkeypatch.setattr(sglang_server.gpu_memory, "measure_gpus", lambda visible: (80.0, 32.0, None))
     servers = launch_for_role(_shared_gpu_launch(), PRM, "prm", tmp_path)
     try:
         assert "--mem-fraction-static 0.875" in (tmp_path / "logs" / "sglang-prm-0.log").read_text()
@@ -160,7 +155,7 @@ def test_prm_server_gets_its_share_of_the_memory_the_policy_left(tmp_path, monke
 def test_prm_that_cannot_fit_what_the_policy_left_is_refused_before_launch(tmp_path, monkeypatch):
     from ttslab.errors import ConfigError
 
-    monkeypatch.setattr(sglang_server.gpu_plan, "measure_gpus", lambda visible: (40.0, 5.0))
+    monkeypatch.setattr(sglang_server.gpu_memory, "measure_gpus", lambda visible: (40.0, 5.0, None))
     with pytest.raises(ConfigError, match=r"engine.prm.gpu_share=0.35.*5.0 of 40.0 GiB free"):
         launch_for_role(_shared_gpu_launch(), PRM, "prm", tmp_path)
     assert not (tmp_path / "logs").exists()  # nothing was started
@@ -183,6 +178,7 @@ def test_launched_servers_require_the_runs_api_key(tmp_path):
         with pytest.raises(urllib.error.HTTPError, match="401"):
             urllib.request.urlopen(engine.urls[0] + "/server_info", timeout=5)
         assert key not in (tmp_path / "logs" / "sglang-policy-0.log").read_text()  # not written to logs
+        assert not list((tmp_path / "logs").glob("*.key.yaml"))  # the key file is gone once the server is up
     finally:
         engine.close()
 
@@ -242,3 +238,68 @@ def test_per_run_api_keys_survive_the_servers_argparse():
     assert len(keys) == 2000
     for key in keys:
         assert parser.parse_args(["--api-key", key]).api_key == key
+
+
+# ----- issue 19 (6): the API key out of argv; role GPUs are positions in the job's mask; the chosen backend ----
+
+
+def test_the_api_key_travels_in_a_0600_config_file_not_in_argv(tmp_path, monkeypatch):
+    seen = {}
+    real_wait = sglang_server.SGLangServer.wait_healthy
+
+    def wait(self):  # look while the server starts: its key file exists, private, and argv holds no key
+        path = Path(self.cmd[self.cmd.index("--config") + 1])
+        seen.update(mode=path.stat().st_mode & 0o777, text=path.read_text(), argv=list(self.cmd))
+        real_wait(self)
+
+    monkeypatch.setattr(sglang_server.SGLangServer, "wait_healthy", wait)
+    servers = launch_for_role(_double_launch(), POLICY, "policy", tmp_path)
+    try:
+        key = servers[0].api_key
+        assert seen["mode"] == 0o600 and seen["text"] == f'api-key: "{key}"\n'
+        assert "--api-key" not in seen["argv"] and key not in " ".join(seen["argv"])
+        assert Path(seen["argv"][seen["argv"].index("--config") + 1]).parent == tmp_path / "logs"
+        import urllib.error
+        import urllib.request
+
+        with pytest.raises(urllib.error.HTTPError, match="401"):  # the server read the key from the file
+            urllib.request.urlopen(servers[0].url + "/server_info", timeout=5)
+        assert not list((tmp_path / "logs").glob("*.key.yaml"))  # removed once healthy
+    finally:
+        for s in servers:
+            s.stop()
+
+
+def test_role_gpus_are_positions_in_the_jobs_cuda_visible_devices(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5")  # what SLURM gives a job holding GPUs 4 and 5
+    servers = launch_for_role(_double_launch(), POLICY, "policy", tmp_path)  # gpus: ["0", "1"]
+    try:
+        assert [s.env["CUDA_VISIBLE_DEVICES"] for s in servers] == ["4", "5"]
+    finally:
+        for s in servers:
+            s.stop()
+    from ttslab.errors import ConfigError
+
+    cfg = _double_launch()
+    cfg["policy"]["gpus"] = ["2"]
+    with pytest.raises(ConfigError, match="not a position in this job's CUDA_VISIBLE_DEVICES='4,5'"):
+        launch_for_role(cfg, POLICY, "policy", tmp_path / "b")
+
+
+def test_the_launcher_writes_the_backend_chosen_for_the_measured_gpu(tmp_path, monkeypatch):
+    # nvidia-smi (faked) says Hopper: attention_backend auto becomes fa3, as `ttslab plan` prints it
+    rows = gpu_memory_rows = sglang_server.gpu_memory.parse_smi("0, GPU-aa, 81559, 81000, 9.0\n1, GPU-bb, 81559, 81000, 9.0\n")
+    monkeypatch.setattr(sglang_server.gpu_memory, "query_gpus", lambda: gpu_memory_rows)
+    cfg = _double_launch(attention_backend="auto", deterministic=True)
+    cfg["policy"] = {"gpus": ["0", "1"], "gpu_share": None}
+    model = {**POLICY, "params": 7e9, "context_length": 32768,
+             "kv_layout": {"layers": 28, "kv_heads": 4, "head_dim": 128, "heads": 28},
+             "sglang": {**POLICY["sglang"], "tp_size": 1, "mem_fraction_static": None}}
+    servers = launch_for_role(cfg, model, "policy", tmp_path)
+    try:
+        text = (tmp_path / "logs" / "sglang-policy-0.log").read_text()
+        assert "--attention-backend fa3" in text and "--mem-fraction-static 0.82" in text
+        assert rows[0].sm == 90
+    finally:
+        for s in servers:
+            s.stop()

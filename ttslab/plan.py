@@ -33,6 +33,7 @@ from ttslab.engines.gpu_memory import (
     GPUType,
     ServerOverhead,
     detect_gpu_type,
+    exact_params,
     kv_bytes_per_token,
     launch_fraction,
     load_peak_gib,
@@ -90,7 +91,7 @@ class ServerPlan:
             elif att.max_running:
                 buffers += f" (--max-running-requests {att.max_running}: no eager decode buffer)"
             lines.append(f"    outside its pool, per GPU: runtime reserve {self.overhead.reserve_gib:.1f} GiB, "
-                         f"{buffers}; attention backend {att.backend or 'SGLang default'}")
+                         f"{buffers}; attention backend {att.backend or 'not set'} ({att.why})")
         if self.load_peak_gib:
             lines.append(f"    load peak {self.load_peak_gib:.1f} GiB/GPU (bf16 weights before online quantization)")
         lines.append(f"    launch: {' '.join(self.flags)}")
@@ -169,7 +170,7 @@ def _flags(engine: Mapping[str, Any], model: Mapping[str, Any], role: str, fract
 def _explicit_note(engine: Mapping[str, Any], role: str, name: str, fraction: float, total: float, free: float,
                    over: ServerOverhead) -> str | None:
     left = free * (1 - fraction)
-    if left + 1e-9 >= over.total_gib:
+    if left + 0.05 >= over.total_gib:
         return None
     return (f"{role} {name}: --mem-fraction-static {fraction} leaves {left:.1f} GiB outside its pool, less than "
             f"the {over.total_gib:.1f} GiB SGLang's runtime reserve and the attention buffers need")
@@ -304,10 +305,10 @@ def build_plan(cfg: Any, gpu: GPUType, count: int) -> GPUPlan:
             prm_per_problem += n * limit * factor
     policy_tokens = per_problem * problems
     prm_tokens = prm_per_problem * problems
-    rate = gpu.tokens_per_s_8b * 8e9 / float(policy["params"])
+    rate = gpu.tokens_per_s_8b * 8e9 / exact_params(policy)  # decode reads every weight per token
     hours = policy_tokens / rate / 3600
     if uses_prm:
-        hours += prm_tokens / (gpu.tokens_per_s_8b * 8e9 / float(prm["params"]) * PREFILL_SPEEDUP) / 3600
+        hours += prm_tokens / (gpu.tokens_per_s_8b * 8e9 / exact_params(prm) * PREFILL_SPEEDUP) / 3600
     return GPUPlan(gpu, count, policy["name"], prm_name, problems, servers, policy_tokens, prm_tokens, hours, notes)
 
 
@@ -359,23 +360,18 @@ def sweep_points(overrides: Sequence[str]) -> list[list[str]]:
 
 def plan_points(overrides: Sequence[str], gpu_sets: Sequence[tuple[GPUType, int]]) -> dict[tuple[str, int], tuple[list[GPUPlan], list[str]]]:
     """For each GPU set, the plans of every sweep point that fits and the errors of those that do not
-    (each point composed once)."""
+    (each point composed once; a point that does not compose raises)."""
     from ttslab.config import compose
 
     out: dict[tuple[str, int], tuple[list[GPUPlan], list[str]]] = {(g.name, n): ([], []) for g, n in gpu_sets}
     for point in sweep_points(overrides):
         label = " ".join(p for p in point if p not in overrides)
-        try:
-            cfg = compose(list(point))
-        except ConfigError as e:
-            for key in out:
-                out[key][1].append(f"{label}: {e}")
-            continue
+        cfg = compose(list(point))  # a bad override is the user's to fix, not a point that does not fit
         for g, n in gpu_sets:
             try:
                 out[(g.name, n)][0].append(build_plan(cfg, g, n))
             except ConfigError as e:
-                out[(g.name, n)][1].append(f"{label}: {e}")
+                out[(g.name, n)][1].append(f"{label}: {e}" if label else str(e))
     return out
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from ttslab.errors import ConfigError
@@ -63,11 +63,12 @@ def parse_gpus(spec: str) -> tuple[GPUType, int]:
     text = str(spec).strip()
     count_text, _, type_text = text.rpartition("x") if "x" in text else ("1", "", text)
     name = ALIASES.get(type_text, type_text)
-    if name not in GPU_TYPES or not count_text.isdigit() or int(count_text) < 1:
-        raise ConfigError(f"gpus={spec!r}: expected <count>x<type> with a type among "
+    shown = text if len(text) < 40 else f"{text[:20]}...{text[-12:]}"
+    if name not in GPU_TYPES or not count_text.isdigit() or int(count_text[:6]) < 1:
+        raise ConfigError(f"gpus={shown!r}: expected <count>x<type> with a type among "
                           f"{', '.join(list(GPU_TYPES) + list(ALIASES))}, e.g. gpus=1xH100-80 or gpus=8xH100")
-    if len(count_text) > 6 or int(count_text) > MAX_GPUS:
-        raise ConfigError(f"gpus={spec!r}: at most {MAX_GPUS} GPUs (the servers of one run share one machine); "
+    if len(count_text.lstrip("0")) > 3 or int(count_text) > MAX_GPUS:  # the length first: int() of 5000 digits fails
+        raise ConfigError(f"gpus={shown!r}: at most {MAX_GPUS} GPUs (the servers of one run share one machine); "
                           f"for more, shard the problems over jobs (shard=0/4 ... shard=3/4)")
     return GPU_TYPES[name], int(count_text)
 
@@ -87,9 +88,15 @@ def weight_bytes(model: Mapping[str, Any]) -> float:
     return float(model.get("weight_bytes") or (model.get("sglang") or {}).get("weight_bytes") or 2)
 
 
+def exact_params(model: Mapping[str, Any]) -> float:
+    """The parameter count from config.json (`sglang.params`); a policy's top-level `params` is the nominal
+    count the study's FLOPs use (8e9 for Llama-3.1-8B's 8.03e9), a PRM's is already exact."""
+    return float((model.get("sglang") or {}).get("params") or model.get("params") or 0)
+
+
 def weights_gib(model: Mapping[str, Any], tp: int = 1) -> float:
     """Per GPU, as served."""
-    return float(model.get("params") or 0) * weight_bytes(model) / GIB / max(tp, 1)
+    return exact_params(model) * weight_bytes(model) / GIB / max(tp, 1)
 
 
 def load_peak_gib(model: Mapping[str, Any], tp: int = 1) -> float:
@@ -98,7 +105,7 @@ def load_peak_gib(model: Mapping[str, Any], tp: int = 1) -> float:
     load_bytes = (model.get("sglang") or {}).get("load_weight_bytes")
     if not load_bytes:
         return weights_gib(model, tp)
-    return float(model.get("params") or 0) * float(load_bytes) / GIB / max(tp, 1)
+    return exact_params(model) * float(load_bytes) / GIB / max(tp, 1)
 
 
 # ------------------------------------------------------------------------ SGLang's runtime reserve
@@ -162,6 +169,7 @@ class AttentionMemory:
     graph_gib: float  # persistent, allocated with the CUDA graphs
     eager_gib: float  # transient, an eager decode step of `max_running` sequences
     max_running: int | None  # --max-running-requests the plan sets (None: SGLang's default)
+    why: str = ""  # how the backend was chosen
 
 
 def attention_memory(backend: str | None, layout: Mapping[str, Any] | None, tp: int, context: int,
@@ -203,10 +211,14 @@ def server_overhead(engine_cfg: Mapping[str, Any], model_cfg: Mapping[str, Any],
     deterministic = bool(launch.get("deterministic", True))
     fixed = launch.get("runtime_reserve_gib")
     reserve = float(fixed) if fixed is not None else runtime_reserve_gib(memory_gib, tp, launch.get("chunked_prefill_size"))
-    backend = choose_attention_backend(launch.get("attention_backend"), sm, deterministic)
+    configured = launch.get("attention_backend")
+    backend = choose_attention_backend(configured, sm, deterministic)
     context = int(launch.get("context_length") or model_context(model_cfg))
     layout = model_cfg.get("kv_layout") or (model_cfg.get("sglang") or {}).get("kv_layout")
-    return ServerOverhead(reserve, attention_memory(backend, layout, tp, context, memory_gib, deterministic))
+    attention = attention_memory(backend, layout, tp, context, memory_gib, deterministic)
+    why = (f"auto on sm{sm}{', deterministic' if deterministic else ''}" if configured == "auto" and backend
+           else "engine.launch.attention_backend" if backend else "SGLang's own choice")
+    return ServerOverhead(reserve, replace(attention, why=f"{why}, {context:,}-token context"))
 
 
 def model_context(model_cfg: Mapping[str, Any]) -> int:
@@ -225,7 +237,8 @@ def planned_fraction(share: float | None, total_gib: float, free_gib: float, out
     static = room if share is None else min(float(share) * total_gib, room)
     if static <= 0:
         return 0.0, 0.0
-    return round(static / free_gib, 3), static
+    fraction = math.floor(static / free_gib * 1000) / 1000  # rounded down: never less than `outside` left
+    return fraction, fraction * free_gib
 
 
 def launch_fraction(engine_cfg: Mapping[str, Any], model_cfg: Mapping[str, Any], role: str,
@@ -255,7 +268,7 @@ def launch_fraction(engine_cfg: Mapping[str, Any], model_cfg: Mapping[str, Any],
     tp = int((model_cfg.get("sglang") or {}).get("tp_size") or 1)
     name = model_cfg.get("name")
     peak = load_peak_gib(model_cfg, tp)
-    if peak > free - 0.5:  # SGLang's 512 MiB of metadata: the CUDA context is there while loading
+    if peak > weights_gib(model_cfg, tp) and peak > free - 0.5:  # SGLang's 512 MiB of metadata: the CUDA context is there while loading
         raise ConfigError(
             f"{role} {name!r} runs out of memory while loading: its weights take {peak:.1f} GiB per GPU "
             f"(tp {tp}) before online quantization (sglang.load_weight_bytes; fp8.py quantizes after loading "

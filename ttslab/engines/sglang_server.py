@@ -392,6 +392,8 @@ def launch_args(engine_cfg: Mapping[str, Any], model_cfg: Mapping[str, Any], rol
             extra += ["--max-running-requests", str(overhead.attention.max_running)]
     else:
         backend = gpu_memory.choose_attention_backend(launch.get("attention_backend"), None, deterministic)
+    if launch.get("chunked_prefill_size"):  # the runtime reserve was planned for it
+        extra += ["--chunked-prefill-size", str(int(launch["chunked_prefill_size"]))]
     if key_file is not None:
         extra += ["--config", str(key_file)]
     return build_launch_command(
