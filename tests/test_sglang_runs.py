@@ -253,3 +253,45 @@ def test_documented_shard_and_merge_workflow(tmp_path):
     merged = ttslab("merge", str(tmp_path / "merged"), *map(str, shards))
     assert merged.returncode == 0, merged.stderr[-3000:]
     assert len(read_records(tmp_path / "merged")) == 3
+
+
+# ----- issue 19 (2, 8): a GPU run's token limits, the model's context, and the clamp kept in the record ------
+
+def test_an_r1_distill_cot_request_asks_for_its_32768_tokens_not_the_tokenizers_16384(tmp_path):
+    # DeepSeek-R1-Distill: /tokenize's max_model_len is the tokenizer's model_max_length (16384), the model's
+    # context is /v1/models' max_model_len (131072); the study gives R1 policies 32768 new tokens.
+    from ttslab.config import compose
+    from ttslab.runner import run
+
+    hf_id = "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B"
+    with SGLangDouble(None, model_path=hf_id, context_length=131072, model_max_length=16384) as d:
+        cfg = compose(["engine=sglang", "policy=deepseek-r1-distill-qwen-1.5b", "prm=none", "method=cot",
+                       "dataset.limit=1", "progress=false", f"engine.policy.urls=['{d.url}']", "engine.retries=0",
+                       f"run_dir={tmp_path / 'r1'}"])
+        with pytest.raises(Exception, match="HTTP 503"):  # no model behind the double: the request is the point
+            run(cfg)
+    (body,) = d.bodies
+    assert body["sampling_params"][0]["max_new_tokens"] == 32768 > 16384
+    assert body["sampling_params"][0]["temperature"] == 0.0
+
+
+@pytest.mark.model
+def test_a_gpu_run_without_a_preset_uses_the_studys_limits_and_records_each_clamp(servers, tmp_path):
+    from ttslab.config import compose
+    from ttslab.problems import load_problems
+    from ttslab.prompts import build_prompt
+
+    dp, dr = servers
+    cfg = compose(["engine=sglang", "dataset.limit=1"])
+    (problem,) = load_problems(cfg.dataset.path, cfg.dataset.format, cfg.dataset.split, 1, source=cfg.dataset.name)
+    prompt_tokens = len(dp.engine.tokenize(build_prompt(cfg.policy.family, problem.question)))
+    with SGLangDouble(dp.engine, model_path=dp.model_path, context_length=prompt_tokens + 24) as small:
+        res = ttslab("run", "engine=sglang", "dataset.limit=1", "progress=false", "prm=none", "method=best_of_n",
+                     "method.budget=2", *sglang_overrides(small.url, dr.url)[1:], f"run_dir={tmp_path / 'bon'}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "best_of_n    N=2  T=0.7 top_p=1  8192 new tokens per solution" in res.stdout  # not the quickstart's 384
+    (rec,) = read_records(tmp_path / "bon")
+    assert rec["settings"]["max_tokens"] == 8192
+    assert [sp["max_new_tokens"] for b in small.bodies for sp in b["sampling_params"]] == [24, 24]
+    assert [c["clamped"] for c in rec["candidates"]] == [[{"step": 1, "asked": 8192, "sent": 24}]] * 2
+    assert all(c["usage"]["completion_tokens"] <= 24 for c in rec["candidates"])

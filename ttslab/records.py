@@ -17,7 +17,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from ttslab.errors import ConfigError, InputError
 
@@ -51,6 +51,9 @@ class Candidate(TypedDict):
     finish: str
     subtree: int | None
     usage: Usage
+    # only where the engine lowered a request's max_new_tokens to fit the model's context (SGLang's clamp):
+    # [{"step": depth, "asked": the method's limit, "sent": what the server got}] along the solution's path
+    clamped: NotRequired[list[dict[str, int]]]
 
 
 class TreeNode(TypedDict, total=False):
@@ -127,6 +130,9 @@ def build_record(task: Task, grader: Grader, cfg: DictConfig, budget: int, elaps
                  "completion_tokens": sum(n.usage.completion_tokens for n in path)}
         candidates.append({"text": text, "steps": steps, "step_scores": sc, "answer": a, "key": k,
                            "correct": ok, "finish": node.finish, "subtree": node.subtree, "usage": usage})
+        clamps = [{"step": n.depth, **n.clamp} for n in path if n.clamp]
+        if clamps:  # requests whose max_new_tokens the engine lowered to fit the model's context
+            candidates[-1]["clamped"] = clamps
     if strategy.stepwise:
         policy_usage = task.tree.usage().as_dict()
         prm_usage = task.prm_usage.as_dict()

@@ -141,8 +141,10 @@ def run_tasks(
         # siblings = children of one parent in one subtree: DVTS's N/M subtrees all start at the root,
         # and one subtree's first steps must not be dropped as duplicates of another's
         seen: dict[tuple[int, int, int], set[str]] = {}
-        for (t, parent, subtree), c in zip(owners, completions):
+        for (t, parent, subtree), req, c in zip(owners, requests, completions):
             child = t.tree.add(parent, c.text, c.finish, c.usage, subtree)
+            if getattr(c, "max_new_tokens_sent", None) is not None:  # the record keeps what was asked and sent
+                child.clamp = {"asked": req.params.max_tokens, "sent": c.max_new_tokens_sent}
             observe = getattr(t.strategy, "observe", None)  # a strategy that reads the completion itself
             if observe is not None:  # (DeepConf: the token log-probabilities, which nodes do not keep)
                 observe(t, child, c)

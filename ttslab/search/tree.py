@@ -21,6 +21,8 @@ class Node:
     selected: bool = False  # kept by the strategy at its depth
     terminal: bool = False  # the path ends here (answer given, EOS, or a limit)
     path_tokens: int = 0  # generated tokens on the path, this step included
+    # {"asked": max_tokens, "sent": max_new_tokens}: the engine lowered the limit to fit the model's context
+    clamp: dict[str, int] | None = None
 
 
 class Tree:
@@ -58,6 +60,6 @@ class Tree:
         return [
             {"id": n.id, "parent": n.parent, "depth": n.depth, "text": n.text, "score": n.score,
              "finish": n.finish, "subtree": n.subtree, "valid": n.valid, "selected": n.selected,
-             "terminal": n.terminal, "tokens": n.usage.completion_tokens}
+             "terminal": n.terminal, "tokens": n.usage.completion_tokens, **({"clamped": n.clamp} if n.clamp else {})}
             for n in self.nodes
         ]
