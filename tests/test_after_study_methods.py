@@ -253,7 +253,16 @@ def test_early_stopping_replay_on_hand_made_best_of_n_records():
     assert got == {"p1": (2, False, False, 20), "p2": (4, True, True, 40)}  # p1: a,a,b,b majority ties -> a
     s = early_stopping_summary(t).iloc[0]
     assert s.esc_accuracy == 0.5 and s.esc_samples == 3.0 and s.token_share == 60 / 80
-    assert s.difference == 0.0 and s.difference_low < 0 < s.difference_high  # never [0, 0]
+    assert s.difference == 0.0 and s.p_value == 1.0 and s.verdict == "not told apart"
+    assert s.esc_low > 0 and s.esc_high < 1  # Wilson, never [0, 0] nor [1, 1]
+    # averaged over random orders of the stored samples, ESC at N = 1 is Pass@1 (p1: 2 of 4, p2: 3 of 4)
+    t = early_stopping_table(recs, window=2, budgets=[1, 4], orders=4000, seed=1)
+    at1 = t[t.budget == 1].set_index("problem_id")
+    assert at1.loc["p1", "correct"] == pytest.approx(0.5, abs=0.03) and at1.loc["p2", "correct"] == pytest.approx(0.75, abs=0.03)
+    assert (at1.correct == at1.bon_correct).all()
+    at4 = t[t.budget == 4].set_index("problem_id")
+    # p1 at N = 4: the first window agrees (stop at 2) iff its two samples match: P = 2 * (2/4 * 1/3) = 1/3
+    assert at4.loc["p1", "samples"] == pytest.approx(2 * (1 / 3) + 4 * (2 / 3), abs=0.05)
 
 
 @pytest.mark.skipif(not (STUDY_RUN / "records.jsonl").exists(), reason="the shipped study run is not in this checkout")

@@ -14,9 +14,10 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
-from scipy.stats import binomtest
 
+from ttslab.analysis.compare import paired_difference, proportion_interval
 from ttslab.search.after_study import early_stop_length
 from ttslab.search.selection import majority
 
@@ -33,90 +34,72 @@ def _largest_records(records: Iterable[dict[str, Any]], method: str) -> list[dic
     return list(best.values())
 
 
-def _tokens(cands: Sequence[dict[str, Any]]) -> int:
-    return int(sum(c["usage"]["completion_tokens"] for c in cands))
+def _replay(keys, correct, tokens, window: int, b: int) -> tuple[int, int, bool, int, bool]:
+    """ESC and Best-of-N majority at budget b on samples in this order: (n, ESC tokens, ESC right, BoN tokens, BoN right)."""
+    n = early_stop_length(keys, window, b)
+    esc, bon = majority(keys[:n]), majority(keys[:b])
+    return (n, int(sum(tokens[:n])), bool(esc is not None and correct[esc]), int(sum(tokens[:b])),
+            bool(bon is not None and correct[bon]))
 
 
 def early_stopping_table(
     records: Iterable[dict[str, Any]], window: int = 4, budgets: Sequence[int] | None = None,
-    method: str = "best_of_n",
+    method: str = "best_of_n", orders: int = 0, seed: int = 0,
 ) -> pd.DataFrame:
-    """One row per (problem, budget): ESC with windows of `window` vs majority of the first `budget` samples.
+    """One row per (problem, budget): ESC with windows of `window` vs majority of the same `budget` samples.
 
     budgets: default, the powers of two up to each problem's largest stored budget (larger ones are skipped:
     they would need samples that were never drawn).
+    orders: 0 replays the samples in their stored order (one exact run of ESC: values 0/1); k > 0 averages
+    both methods over k random orderings of each problem's stored samples (seeded; the same orderings for
+    both, so the pair stays matched): per-problem expected values, as the curves' Best-of-N estimator is an
+    expectation over subsets of the samples.
     Columns: samples / completion_tokens / correct of ESC; bon_samples / bon_completion_tokens /
     bon_correct of Best-of-N majority at the same budget, on the same samples.
     """
     if window < 1:
         raise ValueError(f"window={window}: expected an integer >= 1")
+    rng = np.random.default_rng(seed)
     rows = []
     for r in _largest_records(records, method):
         cands = sorted(r["candidates"], key=lambda c: c["subtree"])
-        keys = [c["key"] for c in cands]
         if not cands:
             continue
-        wanted = budgets or [2**i for i in range(int(math.log2(len(cands))) + 1)]
-        for b in wanted:
+        keys = [c["key"] for c in cands]
+        correct = [bool(c["correct"]) for c in cands]
+        tokens = [int(c["usage"]["completion_tokens"]) for c in cands]
+        perms = [np.arange(len(cands))] if orders <= 0 else [rng.permutation(len(cands)) for _ in range(orders)]
+        for b in budgets or [2**i for i in range(int(math.log2(len(cands))) + 1)]:
             if b > len(cands):
                 continue
-            n = early_stop_length(keys, window, b)
-            esc, bon = majority(keys[:n]), majority(keys[:b])
+            runs = np.array([_replay([keys[i] for i in p], [correct[i] for i in p], [tokens[i] for i in p], window, b)
+                             for p in perms], dtype=float)
+            n, esc_tok, esc_ok, bon_tok, bon_ok = runs.mean(axis=0)
+            one = orders <= 0
             rows.append({
                 "policy": r.get("policy"), "seed": r.get("seed"), "problem_id": r["problem_id"],
-                "level": r.get("level"), "budget": b, "window": window,
-                "samples": n, "completion_tokens": _tokens(cands[:n]),
-                "correct": bool(esc is not None and cands[esc]["correct"]),
-                "bon_samples": b, "bon_completion_tokens": _tokens(cands[:b]),
-                "bon_correct": bool(bon is not None and cands[bon]["correct"]),
+                "level": r.get("level"), "budget": b, "window": window, "orders": max(orders, 0),
+                "samples": n, "completion_tokens": esc_tok, "correct": bool(esc_ok) if one else esc_ok,
+                "bon_samples": b, "bon_completion_tokens": bon_tok, "bon_correct": bool(bon_ok) if one else bon_ok,
             })
     return pd.DataFrame(rows)
 
 
-def wilson(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a proportion k/n (never [0, 0] at 0/n)."""
-    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
-    return float(ci.low), float(ci.high)
-
-
-def paired_difference_interval(x: Sequence[bool], y: Sequence[bool], confidence: float = 0.95) -> tuple[float, float, float]:
-    """Mean of x - y over paired binary outcomes with Newcombe's (1998, method 10) score interval.
-
-    Built from the two Wilson intervals and the (continuity-corrected) correlation of the pairs, so it is
-    not degenerate when every pair agrees (where a bootstrap of the differences gives [0, 0]).
-    """
-    n = len(x)
-    a = sum(1 for i, j in zip(x, y) if i and j)
-    b = sum(1 for i, j in zip(x, y) if i and not j)
-    c = sum(1 for i, j in zip(x, y) if j and not i)
-    d = n - a - b - c
-    p1, p2 = (a + b) / n, (a + c) / n
-    l1, u1 = wilson(a + b, n, confidence)
-    l2, u2 = wilson(a + c, n, confidence)
-    den = (a + b) * (c + d) * (a + c) * (b + d)
-    # Newcombe's continuity correction of the correlation (without it, perfectly concordant pairs can
-    # give a zero-width interval)
-    num = max(a * d - b * c - n / 2, 0.0) if a * d > b * c else a * d - b * c
-    phi = num / math.sqrt(den) if den else 0.0
-    delta = math.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2))
-    eps = math.sqrt(max(0.0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2))
-    theta = p1 - p2
-    return theta, max(-1.0, theta - delta), min(1.0, theta + eps)
-
-
-def early_stopping_summary(table: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
-    """Per budget: accuracies (Wilson intervals), the paired difference ESC - BoN (Newcombe), mean samples
+def early_stopping_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per budget: both accuracies (Wilson intervals over problems), ESC - BoN paired over problems
+    (`ttslab.analysis.compare.paired_difference`: bootstrap interval, sign-flip p, verdict), mean samples
     and completion tokens of each, and the share of Best-of-N's tokens ESC spends."""
     rows = []
     for b, g in table.groupby("budget", sort=True):
         n = len(g)
-        k_esc, k_bon = int(g["correct"].sum()), int(g["bon_correct"].sum())
-        diff, lo, hi = paired_difference_interval(list(g["correct"]), list(g["bon_correct"]), confidence)
+        esc, bon = g["correct"].astype(float), g["bon_correct"].astype(float)
+        d = paired_difference(esc.to_numpy(), bon.to_numpy(), "ESC", "Best-of-N majority")
         rows.append({
             "budget": int(b), "n_problems": n,
-            "esc_accuracy": k_esc / n, "esc_low": wilson(k_esc, n, confidence)[0], "esc_high": wilson(k_esc, n, confidence)[1],
-            "bon_accuracy": k_bon / n, "bon_low": wilson(k_bon, n, confidence)[0], "bon_high": wilson(k_bon, n, confidence)[1],
-            "difference": diff, "difference_low": lo, "difference_high": hi,
+            "esc_accuracy": esc.mean(), **dict(zip(("esc_low", "esc_high"), proportion_interval(esc.mean(), n))),
+            "bon_accuracy": bon.mean(), **dict(zip(("bon_low", "bon_high"), proportion_interval(bon.mean(), n))),
+            "difference": d.diff / 100, "difference_low": d.low / 100, "difference_high": d.high / 100,
+            "p_value": d.p_value, "problems_differ": d.differ, "verdict": d.as_dict()["verdict"],
             "esc_samples": float(g["samples"].mean()), "bon_samples": float(g["bon_samples"].mean()),
             "esc_tokens": float(g["completion_tokens"].mean()), "bon_tokens": float(g["bon_completion_tokens"].mean()),
             "token_share": float(g["completion_tokens"].sum() / max(1, g["bon_completion_tokens"].sum())),
