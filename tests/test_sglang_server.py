@@ -288,8 +288,8 @@ def test_role_gpus_are_positions_in_the_jobs_cuda_visible_devices(tmp_path, monk
 
 def test_the_launcher_writes_the_backend_chosen_for_the_measured_gpu(tmp_path, monkeypatch):
     # nvidia-smi (faked) says Hopper: attention_backend auto becomes fa3, as `ttslab plan` prints it
-    rows = gpu_memory_rows = sglang_server.gpu_memory.parse_smi("0, GPU-aa, 81559, 81000, 9.0\n1, GPU-bb, 81559, 81000, 9.0\n")
-    monkeypatch.setattr(sglang_server.gpu_memory, "query_gpus", lambda: gpu_memory_rows)
+    rows = sglang_server.gpu_memory.parse_smi("0, GPU-aa, 81559, 81000, 9.0\n1, GPU-bb, 81559, 81000, 9.0\n")
+    monkeypatch.setattr(sglang_server.gpu_memory, "query_gpus", lambda: rows)
     cfg = _double_launch(attention_backend="auto", deterministic=True)
     cfg["policy"] = {"gpus": ["0", "1"], "gpu_share": None}
     model = {**POLICY, "params": 7e9, "context_length": 32768,

@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ttslab.engines.gpu_memory import (
     GIB,
@@ -77,12 +78,12 @@ class ServerPlan:
             return (f"  {self.role}: {self.model} in-process (transformers, bf16, device_map=auto) on GPUs "
                     f"{self.gpus}: weights {self.weights_gib:.1f} GiB of {self.static_gib:.1f} GiB the policy leaves")
         waves = math.ceil(self.budget / max(self.seqs_fit, 1))
-        lines = [
+        lines = [(
             f"  {self.role}: {self.model} on GPU{'s' if self.tp > 1 else ''} {self.gpus} (tp {self.tp}): "
             f"weights {self.weights_gib:.1f} GiB/GPU, KV cache {self.kv_gib:.1f} GiB = {self.kv_tokens:,} tokens "
             f"-> {self.seqs_fit} sequences of {self.seq_tokens:,} tokens at once (budget N={self.budget}: "
             f"{'fits in one wave' if waves <= 1 else f'{waves} waves per problem'})"
-        ]
+        )]
         if self.overhead is not None:
             att = self.overhead.attention
             buffers = f"{att.backend} buffers {att.graph_gib:.2f} GiB" if att.backend else "attention buffers: SGLang's choice"

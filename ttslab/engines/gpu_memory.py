@@ -30,8 +30,9 @@ from __future__ import annotations
 import math
 import shutil
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Mapping
+from typing import Any
 
 from ttslab.errors import ConfigError
 
