@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -296,11 +295,12 @@ def check_out_dir(out: Path, run_dirs: list[str], force: bool = False) -> None:
 
 
 def build_figures(run_dirs: list[str], out_dir: str = "paper_figures", command: str | None = None,
-                  check_layout: bool = True, force: bool = False) -> list[Path]:
+                  check_layout: bool = True, force: bool = False, shown_dirs: list[str] | None = None) -> list[Path]:
     """Write every figure the reference data and the given runs allow; returns the written paths.
 
     check_layout: warn about text that runs off the canvas or overlaps other text (the figure is still written).
     Never writes into a run directory, through a link, or over a file it did not write (force: it may).
+    shown_dirs: how README.md names the runs (default: run_dirs as given).
     """
     out = Path(out_dir)
     check_out_dir(out, list(run_dirs), force)
@@ -314,7 +314,7 @@ def build_figures(run_dirs: list[str], out_dir: str = "paper_figures", command: 
     if command is None:
         command = "ttslab figures " + " ".join(map(str, run_dirs))
         command += f" --out {out}" if out.name != "paper_figures" else ""
-    readme = _readme(out, entries, [str(d) for d in run_dirs], command.strip())
+    readme = _readme(out, entries, shown_dirs or [str(d) for d in run_dirs], command.strip())
     return [p for e in entries for p in e.files] + [readme]
 
 
@@ -328,14 +328,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="replace files in --out that ttslab figures did not write")
     args = parser.parse_args(argv)
     run_dirs = args.run_dirs
-    command = None
+    command, shown = None, None
     if not run_dirs and not args.reference_only:
-        # the CPU-scale study run shipped with ttslab; relative paths keep paper_figures/README.md portable
-        run_dirs = [os.path.relpath(d) for d in study.study_run_dirs()]
+        # the CPU-scale study run shipped with ttslab, named relative to the folder holding the package (the
+        # repository of a checkout, site-packages of an install), never to the working directory: the same
+        # text in paper_figures/README.md wherever the command runs and wherever ttslab is installed
+        run_dirs = [str(d) for d in study.study_run_dirs()]
+        package_root = Path(study.__file__).resolve().parent.parent
+        shown = [Path(d).resolve().relative_to(package_root).as_posix() for d in run_dirs]
         command = "ttslab figures" + (f" --out {args.out}" if Path(args.out).name != "paper_figures" else "")
     elif args.reference_only:
         run_dirs = []
         command = "ttslab figures --reference-only"
-    paths = build_figures(run_dirs, args.out, command, force=args.force)
+    paths = build_figures(run_dirs, args.out, command, force=args.force, shown_dirs=shown)
     print(f"wrote {len(paths)} files to {args.out}/ (see {args.out}/README.md)")
     return 0
