@@ -212,8 +212,11 @@ def test_check_placement_uses_engine_gpu_and_skips_what_it_cannot_plan(monkeypat
     assert check_placement(compose([])) is None  # engine=llamacpp
     assert check_placement(compose(["experiment=gpu_smoke", "engine.policy.urls=[http://h:1]"])) is None
     monkeypatch.setattr(gpu_memory, "query_gpus", lambda: parse_smi(SMI_H100))  # found by nvidia-smi
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     found = check_placement(compose(["experiment=gpu_smoke"]))
     assert found.count == 2 and found.gpu.sm == 90 and "--attention-backend fa3" in " ".join(found.servers[0].flags)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-9f8e7d6c")  # the job holds one of the node's two GPUs
+    assert check_placement(compose(["experiment=gpu_smoke"])).count == 1
 
 
 def test_main_prints_servers_flags_and_hours(capsys):

@@ -303,3 +303,23 @@ def test_the_launcher_writes_the_backend_chosen_for_the_measured_gpu(tmp_path, m
     finally:
         for s in servers:
             s.stop()
+
+
+def test_a_mig_mask_needs_an_explicit_fraction_and_then_launches(tmp_path, monkeypatch):
+    from ttslab.errors import ConfigError
+
+    rows = sglang_server.gpu_memory.parse_smi("0, GPU-aa, 81559, 81000, 9.0\n")
+    monkeypatch.setattr(sglang_server.gpu_memory, "query_gpus", lambda: rows)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "MIG-5c0a6c2e-1234-5678-9abc-def012345678")
+    cfg = _double_launch()
+    cfg["policy"] = {"gpus": None, "gpu_share": 0.4}
+    model = {**POLICY, "sglang": {**POLICY["sglang"], "mem_fraction_static": None}}
+    with pytest.raises(ConfigError, match="MIG instance"):
+        launch_for_role(cfg, model, "policy", tmp_path)
+    cfg["policy"] = {"gpus": None, "mem_fraction_static": 0.3}
+    servers = launch_for_role(cfg, model, "policy", tmp_path)
+    try:
+        assert "--mem-fraction-static 0.3" in (tmp_path / "logs" / "sglang-policy-0.log").read_text()
+    finally:
+        for s in servers:
+            s.stop()

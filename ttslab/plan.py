@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -327,7 +328,7 @@ def check_placement(cfg: Any) -> GPUPlan | None:
     if spec.get("type"):
         gpu, count = parse_gpus(f"{int(spec.get('count') or 1)}x{spec['type']}")
     else:
-        found = detect_gpu_type()
+        found = detect_gpu_type(visible=os.environ.get("CUDA_VISIBLE_DEVICES"))  # the job's GPUs, not the node's
         if found is None:
             return None
         gpu, count = found

@@ -367,11 +367,13 @@ def measure_gpus(visible: str | None, rows: list[GPUState] | None = None) -> tup
     return min(r.total_gib for r in picked), min(r.free_gib for r in picked), (sms.pop() if len(sms) == 1 else None)
 
 
-def detect_gpu_type(rows: list[GPUState] | None = None) -> tuple[GPUType, int] | None:
-    """The machine's GPUs as a plan type (the nearest catalogue entry's speed), or None."""
+def detect_gpu_type(rows: list[GPUState] | None = None, visible: str | None = None) -> tuple[GPUType, int] | None:
+    """The GPUs this job sees (`visible`: its CUDA_VISIBLE_DEVICES) as a plan type (the nearest catalogue
+    entry's speed), or None."""
     rows = query_gpus() if rows is None else rows
     if not rows:
         return None
+    rows = select_gpus(rows, visible)
     smallest = min(r.total_gib for r in rows)
     nearest = min(GPU_TYPES.values(), key=lambda g: abs(g.memory_gib - smallest))
     sm = rows[0].sm if all(r.sm == rows[0].sm for r in rows) and rows[0].sm else nearest.sm

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from ttslab.engines import gpu_memory
+from ttslab.errors import ConfigError
 
 INSTALL_HINT = (
     "install SGLang in its own environment (it pulls torch and a multi-GB CUDA stack), e.g.\n"
@@ -441,7 +442,12 @@ def launch_for_role(
             env["CUDA_VISIBLE_DEVICES"] = gpu_memory.job_devices(gpus, env.get("CUDA_VISIBLE_DEVICES", job_mask))
         if launch.get("require_gpu", True):
             check_gpu_visible(env.get("CUDA_VISIBLE_DEVICES"))
-        measured = gpu_memory.measure_gpus(env.get("CUDA_VISIBLE_DEVICES"))
+        try:
+            measured = gpu_memory.measure_gpus(env.get("CUDA_VISIBLE_DEVICES"))
+        except ConfigError:  # a mask nvidia-smi cannot size (a MIG instance): only an explicit fraction will do
+            if role_cfg.get("mem_fraction_static") is None and sg.get("mem_fraction_static") is None:
+                raise
+            measured = None
         overhead = None
         if measured is not None:
             overhead = gpu_memory.server_overhead(engine_cfg, model_cfg, role, measured[0], measured[2])
