@@ -55,11 +55,11 @@ def _module_tiers(path: Path) -> set[str]:
 @pytest.hookimpl(tryfirst=True)  # before the terminal reporter files it under "skipped"
 def pytest_collectreport(report):
     """A whole module skipped at import (importorskip at its top) is a skip too: REQUIRE_ALL fails it."""
-    if REQUIRE_ALL and report.skipped and report.nodeid.endswith(".py"):
-        if not LATER_TIERS & _module_tiers(REPO / report.nodeid):
-            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-            report.outcome = "failed"
-            report.longrepr = f"{report.nodeid} skipped, but TTSLAB_REQUIRE_ALL=1 forbids skips: {reason}"
+    if (REQUIRE_ALL and report.skipped and report.nodeid.endswith(".py")
+            and not LATER_TIERS & _module_tiers(REPO / report.nodeid)):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"{report.nodeid} skipped, but TTSLAB_REQUIRE_ALL=1 forbids skips: {reason}"
 
 
 @pytest.fixture(scope="session")
