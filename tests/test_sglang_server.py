@@ -323,3 +323,27 @@ def test_a_mig_mask_needs_an_explicit_fraction_and_then_launches(tmp_path, monke
     finally:
         for s in servers:
             s.stop()
+
+
+def test_the_prm_does_not_take_the_reserve_an_idle_policy_has_not_allocated_yet(tmp_path, monkeypatch):
+    # An idle policy server holds its pool but not its activation reserve: nvidia-smi then shows 70 of 80 GiB
+    # free. The PRM must start on what the plan left it (80 - 0.4 x 80 - 4), not on the 70 GiB: taking
+    # those, both servers would need 106 GiB of 80 at the policy's first long prefill.
+    free = iter([80.0, 70.0])
+    monkeypatch.setattr(sglang_server.gpu_memory, "measure_gpus", lambda visible: (80.0, next(free), None))
+    cfg = _double_launch(runtime_reserve_gib=4, attention_backend=None)
+    cfg["policy"] = {"gpus": None, "gpu_share": 0.4}
+    cfg["prm"] = {"gpus": None, "gpu_share": None}
+    model = {**POLICY, "sglang": {**POLICY["sglang"], "tp_size": 1, "mem_fraction_static": None}}
+    policy = launch_for_role(cfg, model, "policy", tmp_path)
+    try:
+        prm = launch_for_role(cfg, {**PRM, "sglang": {"model_path": PRM["hf_id"]}}, "prm", tmp_path)
+        try:
+            assert "--mem-fraction-static 0.909" in (tmp_path / "logs" / "sglang-prm-0.log").read_text()  # 40 / 44
+        finally:
+            for s in prm:
+                s.stop()
+    finally:
+        for s in policy:
+            s.stop()
+    assert not list((tmp_path / "logs").glob("*.gpus.json"))  # nothing promised once the servers are gone

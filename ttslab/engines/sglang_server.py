@@ -179,6 +179,7 @@ class SGLangServer:
         api_key: str | None = None,
         port_socket: socket.socket | None = None,
         secret_file: str | os.PathLike | None = None,
+        footprint_file: str | os.PathLike | None = None,
     ):
         self.cmd = list(cmd)
         self.port = int(port)
@@ -191,6 +192,7 @@ class SGLangServer:
         self.api_key = api_key
         self._port_socket = port_socket  # released once the server is healthy (or stopped)
         self.secret_file = Path(secret_file) if secret_file else None  # its --config key file: read at start
+        self.footprint_file = Path(footprint_file) if footprint_file else None  # its planned GiB, while it runs
         self.proc: subprocess.Popen | None = None
         self._log_file = None
 
@@ -298,6 +300,8 @@ class SGLangServer:
             self._log_file = None
         self.release_port()
         self.remove_secret()
+        if self.footprint_file is not None:
+            self.footprint_file.unlink(missing_ok=True)
         _live.discard(self)
 
     @property
@@ -376,6 +380,36 @@ def write_key_file(path: Path, api_key: str) -> Path:
     return path
 
 
+ROLE_ORDER = ("policy", "prm")  # the runner starts the policy first; the PRM is planned on what it left
+
+
+def _devices(mask: str | None) -> list[str]:
+    return [d.strip() for d in mask.split(",") if d.strip()] if mask else ["*"]  # "*": every GPU
+
+
+def write_footprint(path: Path, devices: list[str], gib_per_gpu: float) -> Path:
+    """Record what a launched server was planned per GPU (pool + runtime reserve + attention buffers)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"devices": devices, "gib_per_gpu": round(gib_per_gpu, 3)}))
+    return path
+
+
+def promised_gib(logs: Path, role: str, devices: list[str]) -> float:
+    """GiB per GPU planned for the running servers of the roles started before `role` on these devices."""
+    earlier = ROLE_ORDER[: ROLE_ORDER.index(role)] if role in ROLE_ORDER else ()
+    total = 0.0
+    for other in earlier:
+        for path in logs.glob(f"sglang-{other}-*.gpus.json"):
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            theirs = data.get("devices") or ["*"]
+            if "*" in theirs or "*" in devices or set(theirs) & set(devices):
+                total += float(data.get("gib_per_gpu") or 0)
+    return total
+
+
 def launch_args(engine_cfg: Mapping[str, Any], model_cfg: Mapping[str, Any], role: str, *, port: int,
                 fraction: float | None, overhead: gpu_memory.ServerOverhead | None, python: str = "python",
                 key_file: str | os.PathLike | None = None) -> list[str]:
@@ -434,6 +468,8 @@ def launch_for_role(
     retries = int(launch.get("port_retries", 3))
     job_mask = os.environ.get("CUDA_VISIBLE_DEVICES")
     servers: list[SGLangServer] = []
+    for stale in (Path(run_dir) / "logs").glob(f"sglang-{role}-*.gpus.json"):  # of a run killed before its stop()
+        stale.unlink(missing_ok=True)
 
     def make_server(i: int, gpus: str | None) -> SGLangServer:
         env = dict(os.environ)
@@ -448,13 +484,23 @@ def launch_for_role(
             if role_cfg.get("mem_fraction_static") is None and sg.get("mem_fraction_static") is None:
                 raise
             measured = None
+        logs = Path(run_dir) / "logs"
+        devices = _devices(env.get("CUDA_VISIBLE_DEVICES"))
         overhead = None
         if measured is not None:
-            overhead = gpu_memory.server_overhead(engine_cfg, model_cfg, role, measured[0], measured[2])
+            total, free, sm = measured
+            # What a server started earlier on these GPUs was planned, not only what it holds yet: its
+            # activation reserve is not allocated while it idles, and must not go to this server.
+            free = min(free, total - promised_gib(logs, role, devices))
+            measured = (total, free, sm)
+            overhead = gpu_memory.server_overhead(engine_cfg, model_cfg, role, total, sm)
         mem = gpu_memory.launch_fraction(engine_cfg, model_cfg, role, measured[:2] if measured else None,
                                          measured[2] if measured else None)
+        footprint = None
+        if mem is not None and measured is not None and overhead is not None:
+            footprint = write_footprint(logs / f"sglang-{role}-{i}.gpus.json", devices,
+                                        mem * measured[1] + overhead.total_gib)
         port, holder = reserve_port(host)
-        logs = Path(run_dir) / "logs"
         key_file = write_key_file(logs / f"sglang-{role}-{i}.key.yaml", api_key) if api_key else None
         cmd = launch_args(engine_cfg, model_cfg, role, port=port, fraction=mem, overhead=overhead, python=python,
                           key_file=key_file)
@@ -469,6 +515,7 @@ def launch_for_role(
             api_key=api_key,
             port_socket=holder,
             secret_file=key_file,
+            footprint_file=footprint,
         )
 
     try:
