@@ -364,3 +364,50 @@ def test_sweep_points_cover_the_preset():
     plans, errors = plan_preset(["experiment=table3_cot_baselines"], "1xH100")
     assert len(plans) + len(errors) == 12  # 2 datasets x 6 policies
     assert any("llama-3.1-405b-instruct" in e and "tp_size=8" in e for e in errors)
+
+
+# ------------------------------------------------- the reserve against SGLang's own resolution (real SGLang)
+
+RESOLVE = """
+import json, sys
+import sglang.srt.utils.common as common
+import sglang.srt.arg_groups.memory_hook as mh
+from sglang.srt.server_args import ServerArgs
+from sglang.srt.arg_groups.overrides import resolved_view
+out = []
+for cap_mib, tp in json.loads(sys.argv[2]):
+    common.get_device_memory_capacity = mh.get_device_memory_capacity = lambda device=None, c=cap_mib: float(c)
+    args = ServerArgs(model_path=sys.argv[1], device="cuda", tp_size=tp)
+    args.resolve_once()
+    out.append([cap_mib, tp, resolved_view(args).mem_fraction_static])
+print("RESULT " + json.dumps(out))
+"""
+
+
+@pytest.mark.model
+@pytest.mark.sglang_real
+def test_runtime_reserve_matches_sglangs_own_resolution():
+    # SGLang 0.5.23 resolves its server arguments for a simulated CUDA device of each size (no GPU needed):
+    # the --mem-fraction-static it picks itself is (capacity - its reserve) / capacity, the reserve ttslab plans.
+    import json
+    import os
+
+    python = os.environ.get("TTSLAB_SGLANG_PYTHON")
+    if not python:
+        pytest.skip("TTSLAB_SGLANG_PYTHON is not set: run `bash .ci/sglang.sh` and export the variable it prints")
+    model = Path(os.environ.get("TTSLAB_SGLANG_MODEL") or Path(os.path.abspath(python)).parents[1] / "models"
+                 / "Qwen" / "Qwen2.5-Coder-0.5B-Instruct")
+    if not (model / "config.json").exists():
+        pytest.skip(f"{model} holds no model config: rerun `bash .ci/sglang.sh`")
+    cases = [[81559, 1], [40960, 1], [143771, 1], [81559, 8], [143771, 8]]  # H100, A100-40, H200 (MiB, as torch)
+    res = subprocess.run([python, "-c", RESOLVE, str(model), json.dumps(cases)], capture_output=True, text=True,
+                         timeout=600, check=False, env={**os.environ, "PYTHONPATH": str(REPO / "tests" / "sglang_cpu")})
+    line = next((x for x in res.stdout.splitlines() if x.startswith("RESULT ")), None)
+    assert line, res.stderr[-2000:]
+    for cap_mib, tp, fraction in json.loads(line[7:]):
+        gib = cap_mib / 1024
+        chunk, _ = gpu_memory.sglang_capacity_defaults(gib, tp)
+        # on a machine without CUDA SGLang disables the prefill CUDA graphs (default_prefill_backend), so
+        # their 8 MiB each is the one term its CPU resolution leaves out
+        mib = runtime_reserve_gib(gib, tp) * 1024 - gpu_memory._prefill_graph_sizes(chunk) * 8
+        assert round((cap_mib - mib) / cap_mib, 3) == fraction, (cap_mib, tp)
