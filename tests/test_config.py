@@ -101,8 +101,8 @@ def test_the_run_header_prints_every_methods_limits(tmp_path):
 @pytest.mark.parametrize("overrides, message", [
     # issue 21 (7): these ran the quickstart's four methods with M=2, the overrides silently dropped
     (["experiment=quickstart", "method=dvts", "method.beam_width=3"],
-     "experiment=quickstart runs its plan (cot, best_of_n, beam_search, dvts), which these method overrides would "
-     "not change; set the plan's items instead (e.g. plan.3.beam_width=3, or the whole plan=[...])"),
+     ("experiment=quickstart runs its plan (cot, best_of_n, beam_search, dvts), which these method overrides would "
+      "not change; set the plan's items instead (e.g. plan.3.beam_width=3, or the whole plan=[...])")),
     (["experiment=quickstart", "method.budget=-1"], "method.budget=-1: expected an integer >= 1"),
     (["experiment=quickstart", "method.budget=8"], "(e.g. plan.<i>.budgets=[8], or the whole plan=[...])"),
     (["experiment=fig4_math500", "method.max_tokens=4096"], "experiment=fig4_math500 runs its plan"),

@@ -206,10 +206,14 @@ def single_method_overrides(overrides: list[str] | tuple[str, ...]) -> list[str]
     """
     overrides = list(overrides)
     pairs = [(o.lstrip("+~").split("=", 1)[0], o.split("=", 1)[1] if "=" in o else "") for o in overrides]
-    keys = [k for k, _ in pairs]
     method_keys = [o for (k, _), o in zip(pairs, overrides) if k == "method" or k.startswith("method.")]
     presets = [v for k, v in pairs if k == "experiment"]
     planned = [o for (k, _), o in zip(pairs, overrides) if k == "plan" or k.startswith("plan.")]
+    for o in method_keys:  # a bad budget is named as such, before any advice about plans
+        key, _, value = o.lstrip("+~").partition("=")
+        numbers = [v for v in value.split(",") if re.fullmatch(r"\s*[+-]?\d+(\.\d*)?\s*", v)]  # (sweeps: 4,16)
+        if key == "method.budget" and any(not v.strip().isdigit() or int(v) < 1 for v in numbers):
+            raise ConfigError(f"{o}: expected an integer >= 1")
     for o in method_keys:  # a bad budget is named as such, before any advice about plans
         key, _, value = o.lstrip("+~").partition("=")
         numbers = [v for v in value.split(",") if re.fullmatch(r"\s*[+-]?\d+(\.\d*)?\s*", v)]  # (sweeps: 4,16)
@@ -225,7 +229,7 @@ def single_method_overrides(overrides: list[str] | tuple[str, ...]) -> list[str]
             i = str(methods.index(chosen[0])) if chosen and chosen[0] in methods else "<i>"
             items = []
             for o in method_keys:
-                key, value = o.lstrip("+~").split("=", 1)
+                key, _, value = o.lstrip("+~").partition("=")
                 if "." in key:  # a plan item lists its budgets
                     key = key.split(".", 1)[1]
                     items.append(f"plan.{i}.budgets=[{value}]" if key == "budget" else f"plan.{i}.{key}={value}")
