@@ -214,11 +214,6 @@ def single_method_overrides(overrides: list[str] | tuple[str, ...]) -> list[str]
         numbers = [v for v in value.split(",") if re.fullmatch(r"\s*[+-]?\d+(\.\d*)?\s*", v)]  # (sweeps: 4,16)
         if key == "method.budget" and any(not v.strip().isdigit() or int(v) < 1 for v in numbers):
             raise ConfigError(f"{o}: expected an integer >= 1")
-    for o in method_keys:  # a bad budget is named as such, before any advice about plans
-        key, _, value = o.lstrip("+~").partition("=")
-        numbers = [v for v in value.split(",") if re.fullmatch(r"\s*[+-]?\d+(\.\d*)?\s*", v)]  # (sweeps: 4,16)
-        if key == "method.budget" and any(not v.strip().isdigit() or int(v) < 1 for v in numbers):
-            raise ConfigError(f"{o}: expected an integer >= 1")
     if method_keys:
         plans = {p: _preset_plan(p) for v in presets for p in v.split(",") if p not in ("", "null", "none")}
         with_plan = {p: m for p, m in plans.items() if m}
