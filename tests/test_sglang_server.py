@@ -347,3 +347,23 @@ def test_the_prm_does_not_take_the_reserve_an_idle_policy_has_not_allocated_yet(
         for s in policy:
             s.stop()
     assert not list((tmp_path / "logs").glob("*.gpus.json"))  # nothing promised once the servers are gone
+
+
+@pytest.mark.model
+@pytest.mark.sglang_real
+def test_sglangs_own_argument_parser_reads_the_key_file(tmp_path):
+    # SGLang 0.5.23's prepare_server_args merges `--config` YAML (ConfigArgumentMerger) before argparse; a key
+    # of digits only must stay a string (the file quotes it)
+    import subprocess
+
+    python = os.environ.get("TTSLAB_SGLANG_PYTHON")
+    if not python:
+        pytest.skip("TTSLAB_SGLANG_PYTHON is not set: run `bash .ci/sglang.sh` and export the variable it prints")
+    key = "0123456789" * 4 + "01234567"
+    path = sglang_server.write_key_file(tmp_path / "logs" / "sglang-policy-0.key.yaml", key)
+    probe = ("import sys; from sglang.srt.server_args import prepare_server_args; "
+             "a = prepare_server_args(['--model-path', 'm', '--port', '1', '--config', sys.argv[1]]); "
+             "print('KEY', type(a.api_key).__name__, a.api_key)")
+    res = subprocess.run([python, "-c", probe, str(path)], capture_output=True, text=True, timeout=600, check=False,
+                         env={**os.environ, "PYTHONPATH": str(REPO / "tests" / "sglang_cpu")})
+    assert f"KEY str {key}" in res.stdout, res.stderr[-2000:]
