@@ -35,8 +35,8 @@ from ttslab.engines.gpu_memory import (
     select_gpus,
 )
 from ttslab.errors import ConfigError
-from ttslab.plan import build_plan, check_placement, plan_preset, readme_table, sweep_points
-from ttslab.plan_command import main
+from ttslab.plan import build_plan, check_placement
+from ttslab.plan_command import main, plan_preset, readme_table, sweep_points
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -13,7 +13,12 @@ restarted on a fresh one. The key reaches the server in a `--config` YAML file (
 a shared node. `--mem-fraction-static` and the attention backend come from `engines/gpu_memory.py`: a
 share of the GPU converted to a share of the memory free when this server starts, measured then.
 `engine.<role>.gpus` are positions in the GPUs the job was given (SLURM's CUDA_VISIBLE_DEVICES mask).
-`launch_args` builds a server's argv from the config; `ttslab plan` prints the same argv.
+`launch_args` builds a server's argv from the config; `ttslab plan` prints the same argv. Each running
+server records what it was planned per GPU (`logs/sglang-<role>-<i>.gpus.json`): the PRM starts on what
+the plan left it, not on the free memory an idle policy server shows before its activations peak.
+
+One idea, ~540 lines: a server's argv, its secrets and memory, its process and its shutdown are one
+lifecycle, and the plan reuses `launch_args` so that what it prints is what starts.
 
 SGLang is never imported here: it lives in its own environment (`launch.python`), because its install
 pulls a multi-GB CUDA stack that ttslab does not depend on.
