@@ -52,6 +52,21 @@ def _module_tiers(path: Path) -> set[str]:
     return names
 
 
+def pytest_ignore_collect(collection_path, config):
+    """A module whose module-level markers the -m expression excludes is not imported at all: pytest would
+    import it only to deselect every test (test_rewards_classifier.py imports torch and transformers, ~7 s
+    of the fast suite). Per-test markers only add names, which cannot turn `not model` true again."""
+    markexpr = config.getoption("markexpr", "")
+    if not markexpr or collection_path.suffix != ".py" or not collection_path.name.startswith("test_"):
+        return None
+    tiers = _module_tiers(collection_path)
+    if not tiers:
+        return None
+    from _pytest.mark.expression import Expression
+
+    return True if not Expression.compile(markexpr).evaluate(lambda name, **kw: name in tiers) else None
+
+
 @pytest.hookimpl(tryfirst=True)  # before the terminal reporter files it under "skipped"
 def pytest_collectreport(report):
     """A whole module skipped at import (importorskip at its top) is a skip too: REQUIRE_ALL fails it."""

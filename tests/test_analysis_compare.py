@@ -62,6 +62,7 @@ def test_a_clear_paired_difference_is_decided_and_a_noisy_one_is_not():
     assert not noisy.decided and noisy.low < 0 < noisy.high
 
 
+@pytest.mark.model  # slow tier (a coverage simulation: ~9 s); the fast suite stays under a minute
 def test_bootstrap_interval_of_a_paired_mean_covers_at_about_the_nominal_rate():
     rng = np.random.default_rng(1)
     hits = 0

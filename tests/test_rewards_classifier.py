@@ -7,7 +7,9 @@ invariance and that checkpoints with the published weight layouts load into our 
 
 import pytest
 
-pytestmark = pytest.mark.torch  # no extra installs torch: .ci/run's torch stage runs these (see conftest)
+# torch: no extra installs it, .ci/run's torch stage runs these (see conftest); model: importing torch and
+# transformers alone takes ~7 s, too much for the fast suite
+pytestmark = [pytest.mark.torch, pytest.mark.model]
 torch = pytest.importorskip("torch", reason="classifier PRMs need torch (CPU build: torch==2.13.0)")
 pytest.importorskip("transformers", reason="classifier PRMs need transformers (extra `gpu`)")
 tokenizers = pytest.importorskip("tokenizers", reason="the tiny test tokenizer needs `tokenizers`")
