@@ -125,7 +125,7 @@ def test_voting_keys_come_from_the_answers_never_from_the_gold():
         assert keys[0] == keys[1] != keys[2]
 
 
-@pytest.mark.model  # slow tier (every MATH-500 and AIME24 gold answer through real Math-Verify workers: ~14 s); the fast suite stays under a minute
+@pytest.mark.model  # slow tier: every MATH-500 and AIME24 gold answer through Math-Verify workers, ~14 s
 def test_every_gold_answer_verifies_against_itself_and_its_rewritings(shared_data):
     """Every gold answer of MATH-500 and AIME24 must verify against itself and the common ways a
     correct answer rewrites it (units, \\text{}, thousands separators, \\$, ^\\circ, percent): no miss."""
