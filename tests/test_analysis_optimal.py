@@ -158,12 +158,12 @@ def test_measured_table5_reports_cross_validation_at_a_fixed_budget():
 def test_curve_has_bootstrap_intervals_over_problems():
     rng = np.random.default_rng(1)
     cols = {("pol", "prm", "best_of_n", f"r{i}", 4): (rng.random(400) < 0.5).astype(float).tolist() for i in range(5)}
-    cols[("pol", "prm", "best_of_n", "r0", 8)] = [1.0] * 400  # every problem agrees: a zero-width interval
+    cols[("pol", "prm", "best_of_n", "r0", 8)] = [1.0] * 400  # every problem agrees: Wilson's, not zero width
     curve = optimal.compute_optimal_curve(_wide(cols), folds=5).set_index("budget")
     for kind in ("accuracy_in_sample", "accuracy_cv"):
         low, high = curve[f"{kind}_ci_low"], curve[f"{kind}_ci_high"]
         assert (low <= curve[kind]).all() and (curve[kind] <= high).all()
-        assert low[8] == high[8] == 100.0
+        assert high[8] == 100.0 and low[8] == pytest.approx(100.0 * 400 / (400 + 1.959964**2), abs=1e-3)
         # 400 coin flips: a 95% interval of the mean is about +-4.9 points wide
         assert 3.5 < (high[4] - low[4]) / 2 < 6.5
     assert curve.loc[4, "accuracy_cv_ci_low"] < 50 < curve.loc[4, "accuracy_cv_ci_high"]

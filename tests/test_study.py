@@ -157,5 +157,6 @@ def test_winners_by_difficulty_reads_the_reported_rule_and_calls_a_winner_only_w
                                                         "best_of_n", "majority", 4)]
     assert hard4["Best-of-N"] == pytest.approx(round(100 * maj.mean(), 1))
     for _, r in w.iterrows():
-        low, high = (float(x) for x in r["lead over runner-up [95% CI]"].split("[")[1].rstrip("]").split(","))
-        assert (r["winner"] != "not told apart") == (low > 0)
+        low = float(r["lead over runner-up [95% CI]"].split("[")[1].split(",")[0])
+        if low <= 0:  # an interval holding 0 never names a winner (a winner also needs the sign-flip p < 5%)
+            assert r["winner"] == "not told apart"

@@ -326,8 +326,8 @@ def level_vs_difficulty(records: Iterable[dict[str, Any]], bins: pd.Series) -> p
 def winners_by_difficulty(per_problem: pd.DataFrame, bins: pd.Series, **kw) -> pd.DataFrame:
     """Which strategy leads where: per (difficulty, budget) with at least two TTS strategies, each one's
     accuracy with its reported rule, the leader, and the leader minus the runner-up paired over the bin's
-    problems (`compare.paired_difference`). `winner` names the leader only where that interval excludes 0,
-    else "not told apart"."""
+    problems (`compare.paired_difference`). `winner` names the leader only where the comparison is decided
+    (`PairedDifference.decided`: interval excludes 0 and sign-flip p < 5%), else "not told apart"."""
     rows = []
     tts = [c for c in per_problem.columns if not methods.is_baseline(c[2]) and c[3] == rules.rule_of(c[2], c[1])]
     for (policy, prm), _ in pd.Series(index=pd.MultiIndex.from_tuples([c[:2] for c in tts])).groupby(level=[0, 1]):
@@ -570,8 +570,8 @@ def adaptive_compute_summary(result) -> str:
     t = result.table
     rep_ = t[t["kind"] == router.REPORTED].iloc[0]
     sweep = t[t["kind"] == "router (no gold)"].sort_values("accuracy", ascending=False)
-    lines = [f"{int(rep_['problems'])} problems. The reported router ({rep_['policy']}): {rep_['accuracy']:.1f}% "
-             f"[{rep_['accuracy_low']:.1f}, {rep_['accuracy_high']:.1f}] at {rep_['flops']:.3g} FLOPs/problem."]
+    lines = [(f"{int(rep_['problems'])} problems. The reported router ({rep_['policy']}): {rep_['accuracy']:.1f}% "
+              f"[{rep_['accuracy_low']:.1f}, {rep_['accuracy_high']:.1f}] at {rep_['flops']:.3g} FLOPs/problem.")]
     lines += [f"Against {v['against']}: {v['sentence']}." for _, v in result.verdicts.iterrows()]
     if len(sweep):
         top = sweep.iloc[0]
@@ -580,11 +580,13 @@ def adaptive_compute_summary(result) -> str:
     return "\n".join(lines)
 
 
-def router_choices(router_rows: pd.DataFrame, lam: float) -> pd.DataFrame:
-    """What the router chose per problem at one lambda (fitted without that problem): the stump
-    (signal, threshold, action below / at or above) and the action it took most often over sample orders."""
-    r = router_rows[np.isclose(router_rows["lambda"], lam)]
-    return r[["problem_id", "signal", "threshold", "low", "high", "action", "action_share", "accuracy"]].round(3)
+def router_choices(router_rows: pd.DataFrame, lam: float | None = None) -> pd.DataFrame:
+    """What the router chose per problem (fitted without that problem): the lambda, the stump (signal,
+    threshold, action below / at or above) and the action it took most often over sample orders.
+    lam: one lambda of the sweep; None: every row (e.g. the reported router's, `router_result(...).nested`)."""
+    r = router_rows if lam is None else router_rows[np.isclose(router_rows["lambda"], lam)]
+    return r[["problem_id", "lambda", "signal", "threshold", "low", "high", "action", "action_share",
+              "accuracy"]].round(3)
 
 
 # --------------------------------------------------------------------------- small beats large (nb 06)
@@ -613,3 +615,122 @@ def fmt(value: float) -> str:
     if np.isnan(value):
         return "NaN"
     return f"{value:.3g}" if abs(value) >= 1e5 else f"{value:.1f}"
+
+
+# --------------------------------------------------------------------------- comparisons (nb 02, 03, 05, README)
+
+
+def _groups(per_problem: pd.DataFrame) -> list[tuple[str, str]]:
+    """(policy, prm) pairs of a per-problem table's TTS columns."""
+    return sorted({(c[0], c[1]) for c in per_problem.columns if c[1] != curves.NO_PRM})
+
+
+def _budgets(per_problem: pd.DataFrame, policy: str, method: str) -> list[int]:
+    return sorted({int(c[4]) for c in per_problem.columns if c[0] == policy and c[2] == method})
+
+
+def same_budget_comparisons(per_problem: pd.DataFrame, **kw) -> pd.DataFrame:
+    """The comparisons a scaling-curve figure invites, each paired over problems with the reported rules:
+    every search strategy against the sampling strategy (Best-of-N) at the same budget N, and every TTS
+    strategy at its largest budget against the one-answer baseline (CoT). One row per pair with `sentence`."""
+    rows = []
+    for policy, _ in _groups(per_problem):
+        present = methods.ordered({c[2] for c in per_problem.columns if c[0] == policy})
+        sampler = next((m for m in present if methods.is_sampling(m)), None)
+        base = next((m for m in present if methods.is_baseline(m)), None)
+        pairs = []
+        for m in (m for m in present if methods.is_search(m)):
+            for b in _budgets(per_problem, policy, m):
+                if sampler and b in _budgets(per_problem, policy, sampler):
+                    pairs.append(((m, b), (sampler, b)))
+        for m in (m for m in present if not methods.is_baseline(m)):
+            if base:
+                pairs.append(((m, max(_budgets(per_problem, policy, m))), (base, 1)))
+        rows.append(compare_strategies(per_problem, pairs, policy=policy, **kw).assign(policy=policy))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
+
+def rules_vs_reported(per_problem: pd.DataFrame, **kw) -> pd.DataFrame:
+    """Table 2 read honestly: at each TTS strategy's largest budget, every other selection rule minus the
+    strategy's reported rule, paired over problems (all rules shown: nothing is chosen here)."""
+    rows = []
+    for policy, prm in _groups(per_problem):
+        for m in methods.ordered({c[2] for c in per_problem.columns if c[:2] == (policy, prm)}):
+            if methods.is_baseline(m):
+                continue
+            b = max(_budgets(per_problem, policy, m))
+            mine = rules.rule_of(m, prm)
+            ref = per_problem[(policy, prm, m, mine, b)]
+            for rule in [c[3] for c in per_problem.columns if c[:3] == (policy, prm, m) and int(c[4]) == b]:
+                if rule in (mine, curves.PASS_AT_K):
+                    continue
+                d = compare.paired_difference(per_problem[(policy, prm, m, rule, b)], ref, rule, mine, **kw)
+                rows.append({"policy": policy, "prm": prm, "strategy": f"{methods.label(m)}@{b}",
+                             "rule": rule, "reported rule": mine, **d.as_dict()})
+    return pd.DataFrame(rows)
+
+
+def compute_optimal_comparisons(per_problem: pd.DataFrame, bins: pd.Series | None = None, folds: int = 5,
+                                seeds: Sequence[int] = tuple(range(20)), **kw) -> tuple[pd.DataFrame, dict]:
+    """Compute-optimal TTS at the largest budget, cross-validated (`study.compute_optimal`'s fold count),
+    paired over problems against majority voting at the same N and against CoT; and the spread of the
+    cross-validated accuracy over `seeds` fold seeds (one seed's folds are one draw of many).
+    Returns (rows with `sentence`, {(policy, prm): compare.SeedSpread})."""
+    curve, note = compute_optimal(per_problem, bins, folds=folds)
+    k = int(curve["folds"].iloc[0])
+    use_bins = bins if note.startswith("configuration chosen per difficulty bin") else None
+    _, held = optimal.cross_validated_scores(per_problem, use_bins, folds=k)
+    rows, spread = [], {}
+    for policy, prm in _groups(per_problem):
+        top = max(int(c[2]) for c in held.columns if c[:2] == (policy, prm))
+        cv = held[(policy, prm, top)]
+        others = [(f"majority@{top}", per_problem.get((policy, prm, c[2], "majority", top)))
+                  for c in per_problem.columns if c[:2] == (policy, prm) and methods.is_sampling(c[2])][:1]
+        others += [("CoT", per_problem[c]) for c in per_problem.columns
+                   if c[0] == policy and methods.is_baseline(c[2])][:1]
+        for name, col in others:
+            if col is None:
+                continue
+            d = compare.paired_difference(cv, col.dropna(), f"compute-optimal@{top} (cross-validated)", name, **kw)
+            rows.append({"policy": policy, "prm": prm, **d.as_dict(), "sentence": d.verdict(), "note": note})
+
+        def at_seed(s, policy=policy, prm=prm, top=top):
+            try:  # another seed's folds may leave a small bin without training problems: that seed is skipped
+                held_s = optimal.cross_validated_scores(per_problem, use_bins, folds=k, seed=s)[1]
+            except ValueError:
+                return float("nan")
+            return 100.0 * held_s[(policy, prm, top)].mean()
+
+        spread[(policy, prm)] = compare.over_seeds(at_seed, seeds)
+    return pd.DataFrame(rows), spread
+
+
+def headline_comparisons(records=None, seeds: Sequence[int] = tuple(range(20))) -> pd.DataFrame:
+    """Every comparison the shipped run's README states, paired over problems through ttslab.analysis:
+    per dataset, the same-budget and against-CoT comparisons (`same_budget_comparisons`) on the problems
+    every run has, the same on the subset of budgets run on a subset, compute-optimal (cross-validated)
+    against majority and CoT with its spread over fold seeds, and the reported router against CoT and the
+    best fixed strategy at no more compute. One row per comparison: `dataset`, `on`, `sentence`."""
+    from ttslab.analysis import difficulty
+
+    parts = []
+    for ds, everything in records_by_dataset(load_records() if records is None else records).items():
+        recs, _ = on_every_problem(everything)
+        per_problem = curves.per_problem_accuracy(recs)
+        on = f"{per_problem.shape[0]} problems"
+        parts.append(same_budget_comparisons(per_problem).assign(dataset=ds, on=on))
+        sub = on_the_subset(everything)
+        if sub:
+            pp = curves.per_problem_accuracy(sub)
+            parts.append(same_budget_comparisons(pp).assign(dataset=ds, on=f"the {pp.shape[0]}-problem subset"))
+        bins = difficulty.difficulty_bins(difficulty.pass_at_1(recs))
+        co, spread = compute_optimal_comparisons(per_problem, bins, seeds=seeds)
+        for (policy, prm), sp in spread.items():
+            co = pd.concat([co, pd.DataFrame([{"policy": policy, "prm": prm, "sentence":
+                            f"compute-optimal at the largest budget, cross-validated: {sp}"}])], ignore_index=True)
+        parts.append(co.assign(dataset=ds, on=on))
+        if not adaptive_compute_unusable(everything):
+            res = router_result(everything)
+            parts.append(res.verdicts.assign(dataset=ds, on=on))
+    out = pd.concat(parts, ignore_index=True)
+    return out[["dataset", "on", "sentence", *[c for c in out.columns if c not in ("dataset", "on", "sentence")]]]

@@ -6,7 +6,7 @@
   problems (scipy.stats.bootstrap); p-value: a two-sided sign-flip permutation test on the per-problem
   differences (scipy.stats.permutation_test), exact (every sign pattern of the problems that differ)
   when there are at most `EXACT_FLIPS` of them, else Monte Carlo. A difference is called a difference only
-  when its interval excludes 0.
+  when its interval excludes 0 and the sign-flip p-value is below 5%.
 - `proportion_interval(mean, n)`: the Wilson score interval, never [0, 0] at 0/n (0/28 -> [0, 12.1%]).
   For per-problem *expected* accuracies (a fraction in [0, 1] per problem, e.g. Best-of-N@4 averaged over
   every subset of 4 samples) it is the Wilson interval of the mean with n = problems: a quantity in [0, 1]
@@ -47,8 +47,9 @@ class PairedDifference:
 
     @property
     def decided(self) -> bool:
-        """The interval excludes 0: this run tells A and B apart."""
-        return self.low > 0 or self.high < 0
+        """This run tells A and B apart: the interval excludes 0 *and* the sign-flip test rejects equality at
+        5% (with a few problems the percentile bootstrap is too narrow; both must agree)."""
+        return (self.low > 0 or self.high < 0) and self.p_value < 1 - CONFIDENCE
 
     def verdict(self) -> str:
         """One sentence: A - B with its interval and p-value, and what it allows one to say."""
@@ -85,7 +86,7 @@ def _aligned(a, b) -> tuple[np.ndarray, np.ndarray]:
 def sign_flip_p(d: np.ndarray, n_resamples: int = 20_000, seed: int = 0) -> tuple[float, bool]:
     """Two-sided p-value of mean(d) = 0 under sign flips of the per-problem differences; (p, exact)."""
     d = d[d != 0]  # a zero difference flips to itself
-    if len(d) == 0:
+    if len(d) <= 1:  # no sign pattern is less extreme than the observed one
         return 1.0, True
     exact = len(d) <= EXACT_FLIPS
     res = stats.permutation_test((d,), np.mean, permutation_type="samples", vectorized=True,
@@ -160,18 +161,19 @@ def with_wilson(table: pd.DataFrame, n_col: str = "n_problems", acc: str = "accu
 class SeedSpread:
     """One cross-validated number over many fold seeds."""
 
-    values: pd.Series  # seed -> value
+    values: pd.Series  # seed -> value (NaN: that seed's folds could not be used)
 
     @property
     def summary(self) -> dict[str, float]:
-        v = self.values
-        return {"seeds": len(v), "mean": float(v.mean()), "min": float(v.min()), "q25": float(v.quantile(0.25)),
+        v = self.values.dropna()
+        return {"seeds": len(v), "skipped": int(self.values.isna().sum()), "mean": float(v.mean()), "min": float(v.min()), "q25": float(v.quantile(0.25)),
                 "median": float(v.median()), "q75": float(v.quantile(0.75)), "max": float(v.max())}
 
     def __str__(self) -> str:
         s = self.summary
+        skipped = f"; {s['skipped']} seeds gave unusable folds" if s["skipped"] else ""
         return (f"{s['mean']:.1f} on average over {s['seeds']} fold seeds (range {s['min']:.1f}-{s['max']:.1f}, "
-                f"quartiles {s['q25']:.1f}-{s['q75']:.1f})")
+                f"quartiles {s['q25']:.1f}-{s['q75']:.1f}{skipped})")
 
 
 def over_seeds(fn: Callable[[int], float], seeds: Sequence[int] = tuple(range(20))) -> SeedSpread:

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ttslab.analysis.compare import proportion_interval
 from ttslab.analysis.curves import PASS_AT_K
 from ttslab.search.strategies import STRATEGIES
 
@@ -123,13 +124,38 @@ def _mean_ci(scores: pd.DataFrame, n_boot: int, seed: int) -> tuple[np.ndarray, 
     """Per column: mean, and 95% percentile-bootstrap interval over the rows (problems), in percent."""
     values = scores.to_numpy(dtype=float) * 100.0
     mean = values.mean(axis=0)
-    if len(values) < 2:
-        return mean, mean.copy(), mean.copy()
-    ci = stats.bootstrap((values,), np.mean, axis=0, vectorized=True, n_resamples=n_boot,
-                         confidence_level=0.95, method="percentile",
-                         random_state=np.random.default_rng(seed)).confidence_interval
-    # a column where every problem agrees has a zero-width interval, not NaN
-    return mean, np.where(np.isnan(ci.low), mean, ci.low), np.where(np.isnan(ci.high), mean, ci.high)
+    low, high = mean.copy(), mean.copy()
+    if len(values) >= 2:
+        ci = stats.bootstrap((values,), np.mean, axis=0, vectorized=True, n_resamples=n_boot,
+                             confidence_level=0.95, method="percentile",
+                             random_state=np.random.default_rng(seed)).confidence_interval
+        low, high = np.where(np.isnan(ci.low), mean, ci.low), np.where(np.isnan(ci.high), mean, ci.high)
+    # a column on which every problem agrees (0/n, n/n): the Wilson interval, never [0, 0]
+    flat = np.ptp(values, axis=0) == 0 if len(values) else np.zeros(len(mean), dtype=bool)
+    for j in np.nonzero(flat)[0]:
+        lo, hi = proportion_interval(min(1.0, max(0.0, mean[j] / 100.0)), len(values))
+        low[j], high[j] = 100.0 * lo, 100.0 * hi
+    return mean, low, high
+
+
+def cross_validated_scores(
+    per_problem: pd.DataFrame, bins: pd.Series | None = None, folds: int = 5, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(in-sample, held-out) per-problem expected correctness of the compute-optimal choice, one column
+    per (policy, prm, budget): the per-problem values behind `compute_optimal_curve`, for paired
+    comparisons (`ttslab.analysis.compare.paired_difference`)."""
+    tts = _candidate_columns(per_problem)
+    labels = _bins_or_all(per_problem, bins)
+    n = len(tts)
+    if folds < 2 or folds > n:
+        raise ValueError(
+            f"compute_optimal_curve: folds must be in [2, {n}] (number of problems), got {folds}"
+        )
+    everyone = np.ones(n, dtype=bool)
+    in_sample = _scored_with_choice(tts, labels, everyone, everyone)
+    fold_of = np.random.default_rng(seed).permutation(n) % folds
+    held_out = pd.concat([_scored_with_choice(tts, labels, fold_of != k, fold_of == k) for k in range(folds)])
+    return in_sample, held_out.loc[in_sample.index, in_sample.columns]  # same problems, same column order
 
 
 def compute_optimal_curve(
@@ -142,18 +168,7 @@ def compute_optimal_curve(
     With `bins`, the configuration is chosen per difficulty bin (the study's difficulty-aware
     recipe) and each problem is scored with its own bin's choice.
     """
-    tts = _candidate_columns(per_problem)
-    labels = _bins_or_all(per_problem, bins)
-    n = len(tts)
-    if folds < 2 or folds > n:
-        raise ValueError(
-            f"compute_optimal_curve: folds must be in [2, {n}] (number of problems), got {folds}"
-        )
-    everyone = np.ones(n, dtype=bool)
-    in_sample = _scored_with_choice(tts, labels, everyone, everyone)
-    fold_of = np.random.default_rng(seed).permutation(n) % folds
-    held_out = pd.concat([_scored_with_choice(tts, labels, fold_of != k, fold_of == k) for k in range(folds)])
-    held_out = held_out.loc[in_sample.index, in_sample.columns]  # same problems, same column order
+    in_sample, held_out = cross_validated_scores(per_problem, bins, folds, seed)
     out = pd.DataFrame(index=pd.MultiIndex.from_tuples(in_sample.columns, names=["policy", "prm", "budget"]))
     for name, scores in (("accuracy_in_sample", in_sample), ("accuracy_cv", held_out)):
         mean, low, high = _mean_ci(scores, n_boot, seed)
@@ -213,7 +228,7 @@ class EfficiencyGain:
     """Budget at the majority-vote maximum / budget where the compute-optimal curve reaches it."""
 
     value: float  # NaN when the compute-optimal curve never reaches the majority maximum
-    lower_bound: bool  # True: TTS already beats the majority maximum at its smallest budget (">")
+    lower_bound: bool  # True: TTS already beats the majority maximum at its smallest budget (our ">")
     majority_budget: float
     matched_budget: float
 
@@ -230,7 +245,11 @@ def efficiency_gain(majority: pd.Series, optimal: pd.Series, scale: str = "log2"
     2. the budget at which the compute-optimal curve first reaches that accuracy, by linear
        interpolation between its two neighbouring points, in log2 budget (default) or raw budget;
     3. the ratio. If the compute-optimal curve is already at or above the target at its smallest
-       budget, the true matched budget is unknown (below the grid): the ratio is a lower bound (">").
+       budget, the true matched budget is unknown (below the grid) and the ratio is printed with ">".
+
+    That ">" is our reading of the ">" Table 5 prints (e.g. ">64.0×"): a lower bound because the curve
+    starts above the target. The study does not say what its ">" means; the fact sheet (§3) marks this
+    reading as an interpretation, and it is not settled.
     """
     if scale not in ("log2", "linear"):
         raise ValueError(f"efficiency_gain: scale {scale!r}; expected 'log2' or 'linear'")
