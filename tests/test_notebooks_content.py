@@ -136,3 +136,54 @@ def test_exercise_commands_compose_and_select_problems():
                 assert not any(str(i).startswith("bundled-") for i in ds.ids or []), (path.name, overrides)
             checked += 1
     assert checked >= 6
+
+
+# issue 20 (item 8): statements the study does not support, as the notebooks made them
+CORRECTED = [
+    "a 1b–3b policy with tts beats much larger models",  # 1B beats 405B only at N = 512 on MATH-500, never on AIME24
+    "whatever the budget",  # Table 4's 225x is the ratio of 6·N·D at the inference the study counted
+    "fixed by model size",  # issue #4: by model size and, for 7B-32B, by difficulty
+    "(it does not change dynamically during inference)",  # the fact sheet's paraphrase, quoted as the authors'
+    "auc 0.55",  # the confidence verifier's within-problem AUC on this run is 0.63 (PRM-Last) / 0.58 (PRM-Avg)
+    "best rule:",  # a rule chosen on the data it is reported on
+    "best-rule accuracy",
+    "each panel's best rule",
+]
+# interval or verdict arithmetic that belongs in ttslab.analysis, not in a cell
+CELL_STATISTICS = re.compile(r"ci_low|ci_high|accuracy_low|accuracy_high|def ci\(|def overlap\(|def acc\(|bootstrap"
+                             r"|binomtest|proportion_ci|\.max\(\) <= .*\.min\(\)")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_corrected_statements_stay_out(path):
+    text = " ".join(" ".join(c.source for c in _cells(path)).lower().split())
+    for phrase in CORRECTED:
+        assert phrase not in text, f"{path.name}: {phrase!r}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS[2:], ids=lambda p: p.name)
+def test_no_interval_or_verdict_code_in_a_cell(path):
+    for i, cell in enumerate(_cells(path)):
+        if cell.cell_type == "code":
+            found = CELL_STATISTICS.search(cell.source)
+            assert not found, f"{path.name} cell {i}: {found.group(0)!r} (compute it in ttslab.analysis)"
+
+
+@pytest.mark.parametrize("name, call", [("02_scaling_curves", "same_budget_comparisons"),
+                                        ("03_difficulty", "winners_by_difficulty"),
+                                        ("03_difficulty", "held_out_split"),
+                                        ("05_compute_optimal", "compute_optimal_comparisons"),
+                                        ("07_adaptive_compute", "adaptive_compute_summary")])
+def test_comparisons_come_from_ttslab_analysis(name, call):
+    path = REPO / "notebooks" / f"{name}.ipynb"
+    assert any(call in c.source for c in _cells(path) if c.cell_type == "code"), f"{name}: no {call}"
+
+
+def test_the_run_readme_compares_by_paired_differences():
+    text = " ".join((REPO / "ttslab" / "data" / "study_run" / "README.md").read_text().split())
+    for old in ("**Search spends less for the same accuracy.**", "with its best PRM rule alike",
+                "a higher point at two thirds of the compute", "whether the intervals overlap"):
+        assert old not in text, old
+    shows = text.split("**What the finished run shows.**", 1)[1].split("**Checks**", 1)[0]
+    assert "paired difference" in shows and "study.headline_comparisons" in shows
+    assert "optimistic maximum" in shows  # in-sample and sweep maxima are named for what they are
