@@ -92,12 +92,17 @@ def test_a_curve_equal_to_another_says_so():
             rows.append(("p", "v", "best_of_n", rule, b, a, a - 5, a + 5, 10))
     t = pd.DataFrame(rows, columns=["policy", "prm", "method", "rule", "budget", "accuracy", "ci_low", "ci_high",
                                     "n_problems"])
-    fig = plots.accuracy_vs_budget(t, caption="Run: test")
+    fig = plots.accuracy_vs_budget(t, rule="envelope", caption="Run: test")
     labels = fig.legends[0].get_texts()
     plt.close(fig)
     texts = [t.get_text() for t in labels]
-    assert "Best-of-N (best rule: Majority)" in texts
+    # the envelope over rules says what it is; here it equals majority, and majority's curve says so
+    assert "Best-of-N (optimistic maximum over 2 rules)" in texts
     assert any(t.startswith("Majority") and t.endswith("= Best-of-N") for t in texts), texts
+    fig = plots.accuracy_vs_budget(t, caption="Run: test")  # the reported rule: majority, drawn once
+    texts = [t.get_text() for t in fig.legends[0].get_texts()]
+    plt.close(fig)
+    assert "Best-of-N (Majority, its reported rule)" in texts and not any(t.startswith("Majority") for t in texts)
 
 
 def test_difficulty_panels_share_y_and_grey_small_bins(shipped_figures):
@@ -117,18 +122,25 @@ def test_inference_flops_figure_shows_accuracy_in_strategy_colours(shipped_figur
     for fig in _by_prefix(shipped_figures, "inference_flops"):
         ax = fig.axes[0]
         assert ax.get_ylabel() == "Accuracy (%)"
-        colours = {tuple(np.round(c.lines[0].get_color(), 3)) for c in ax.containers}
+        colours = {tuple(np.round(plots.matplotlib.colors.to_rgb(c.lines[0].get_color()), 3)) for c in ax.containers}
         assert len(colours) >= 3
 
 
 def test_palettes_give_each_colour_one_meaning():
-    strategy = {k: tuple(v) if not isinstance(v, str) else v for k, v in plots.PALETTE.items()}
+    to_rgb = plots.matplotlib.colors.to_rgb
+    strategy = {k: tuple(np.round(to_rgb(v), 4)) for k, v in plots.PALETTE.items()}
     assert len(set(strategy.values())) == len(strategy)
     for kind in ("pre-training", "inference", "problems"):
-        assert plots.QUANTITY_PALETTE[kind] not in strategy.values()
+        assert tuple(np.round(to_rgb(plots.QUANTITY_PALETTE[kind]), 4)) not in strategy.values()
     # Figure 1's bars are compute-optimal TTS and CoT: the same meaning, the same colours as the curves
     assert plots.QUANTITY_PALETTE["TTS"] == plots.PALETTE["compute_optimal"]
     assert plots.QUANTITY_PALETTE["CoT"] == plots.PALETTE["cot"]
+    # strategies draw with the colour and marker their class declares; one without gets a spare one
+    from ttslab.search.strategies import STRATEGIES
+
+    for name, cls in STRATEGIES.items():
+        assert plots.color_of(name) == cls.color and plots.marker_of(name) == cls.marker
+    assert plots.color_of("nowhere.module:Missing") in plots.style.SPARE_COLORS
 
 
 def _shaded_cells(fig) -> int:

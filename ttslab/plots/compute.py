@@ -36,14 +36,15 @@ def accuracy_vs_flops(table: pd.DataFrame, title: str = "Accuracy vs inference F
                              sharey=True, layout="constrained")
     for ax, ds in zip(axes[0], datasets):
         d = table[table["dataset"] == ds]
-        for i, m in enumerate(methods.ordered(d["method"])):
+        tts = [m for m in methods.ordered(d["method"]) if not methods.is_baseline(m)]
+        for m in methods.ordered(d["method"]):
             g = d[d["method"] == m].sort_values("budget")
             base = methods.is_baseline(m)
             rules = sorted(set(g["rule"]))
             label = label_of(m) + (" (one greedy answer)" if base else f" ({', '.join(rule_label(r) for r in rules)})")
             _errorbar(ax, g["flops_per_problem"].to_numpy(dtype=float), g, color_of(m), label, marker_of(m),
                       "-" if len(g) > 1 else "none")
-            off = _OFFSETS[i % len(_OFFSETS)]
+            off = _OFFSETS[tts.index(m) % len(_OFFSETS)] if not base else (0, 0)
             for _, r in g.iterrows() if not base else ():
                 ax.annotate(f"N={int(r['budget'])}", (r["flops_per_problem"], r["accuracy"]), fontsize=6.5,
                             xytext=off, textcoords="offset points", color=color_of(m),
