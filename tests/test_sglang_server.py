@@ -265,9 +265,15 @@ def test_the_api_key_travels_in_a_0600_config_file_not_in_argv(tmp_path, monkeyp
         with pytest.raises(urllib.error.HTTPError, match="401"):  # the server read the key from the file
             urllib.request.urlopen(servers[0].url + "/server_info", timeout=5)
         assert not list((tmp_path / "logs").glob("*.key.yaml"))  # removed once healthy
+        log = servers[0].log_path
+        assert log.stat().st_mode & 0o777 == 0o600
+        with open(log, "a") as f:  # what SGLang 0.5.23 itself prints at start
+            f.write(f"server_args={{'api_key': '{key}', 'admin_api_key': None}}\n")
     finally:
         for s in servers:
             s.stop()
+    text = log.read_text()
+    assert key not in text and "'api_key': '<api key>'" in text and log.stat().st_mode & 0o777 == 0o600
 
 
 def test_role_gpus_are_positions_in_the_jobs_cuda_visible_devices(tmp_path, monkeypatch):

@@ -43,6 +43,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ttslab import writes
 from ttslab.engines import gpu_memory
 from ttslab.errors import ConfigError
 
@@ -213,7 +214,10 @@ class SGLangServer:
 
     def spawn(self) -> SGLangServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log_file = open(self.log_path, "ab", buffering=0)
+        # 0600: SGLang logs its server_args, the API key among them; stop() redacts the key from the file
+        fd = writes.open_nofollow(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(fd, 0o600)
+        self._log_file = os.fdopen(fd, "ab", buffering=0)
         shown = ["<api key>" if i and self.cmd[i - 1] == "--api-key" else a for i, a in enumerate(self.cmd)]
         self._log_file.write(("$ " + " ".join(shown) + "\n").encode())
         in_main = threading.current_thread() is threading.main_thread()
@@ -269,6 +273,15 @@ class SGLangServer:
         except (urllib.error.URLError, OSError):
             return False
 
+    def redact_log(self) -> None:
+        """SGLang 0.5.23 prints `server_args={..., 'api_key': '<key>', ...}` at start: the stopped server's
+        log keeps `<api key>` in its place."""
+        if not self.api_key or not self.log_path.exists():
+            return
+        data = writes.read_regular(self.log_path)
+        if self.api_key.encode() in data:
+            writes.write_atomic(self.log_path, data.replace(self.api_key.encode(), b"<api key>"))
+
     def remove_secret(self) -> None:
         """The server parsed its --config at start: the key file has done its work."""
         if self.secret_file is not None:
@@ -303,6 +316,7 @@ class SGLangServer:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
+            self.redact_log()
         self.release_port()
         self.remove_secret()
         if self.footprint_file is not None:
