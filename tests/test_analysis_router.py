@@ -108,3 +108,28 @@ def test_unusable_says_why_records_cannot_be_routed():
     assert "same (method, budget)" in router.unusable(uneven)
     with pytest.raises(ValueError, match="probe"):
         router.router_data(no_probe)
+
+
+def test_the_reported_router_chooses_lambda_inside_the_training_folds_and_is_compared_paired():
+    """On the known-best records the stump at lambda = 0.02 is perfect and the one at lambda = 50 always stops at
+    the probe (50%): choosing lambda inside each training fold must find the perfect one for every held-out
+    problem; the reported router is then compared, paired over problems, with CoT (+50 points, decided: 8 easy
+    problems right where CoT is right too, 8 hard ones right where CoT is wrong)."""
+    res = router.evaluate(known_policy_records(), probe=4, lambdas=(0.02, 50.0), orders=16, n_boot=200)
+    assert set(res.nested["lambda"]) == {0.02} and (res.nested["accuracy"] == 1.0).all()
+    assert len(res.nested) == 16  # one row per held-out problem
+    reported = res.table[res.table["kind"] == router.REPORTED].iloc[0]
+    assert reported["accuracy"] == 100.0
+    v = res.verdicts.set_index("against")
+    cot = v.loc["the baseline (CoT)"]
+    assert cot["A − B"] == pytest.approx(50.0) and cot["differ"] == 8 and cot["verdict"] == "A above B"
+    assert cot["p"] == pytest.approx(2 / 2**8)  # exact sign flips of the 8 problems that differ
+    # no fixed strategy costs no more than the router and is as accurate: compared with the best of the cheaper ones
+    assert v.loc["the most accurate fixed strategy at no more compute", "its flops"] <= reported["flops"] * 1.0001
+
+
+def test_choose_lambda_prefers_the_larger_lambda_on_a_tie():
+    data = router.router_data(known_policy_records(), probe=4, orders=8)
+    train = np.ones(len(data.problems), dtype=bool)
+    # 0.02 and 0.021 give the same (perfect) router: the tie goes to the larger price of compute
+    assert router.choose_lambda(data, train, (0.02, 0.021, 50.0)) == 1

@@ -9,6 +9,10 @@ convention for that strategy written next to it: majority for Best-of-N and CoT,
 search and DVTS. A strategy without a config file (one registered from outside, `package.module:Class`)
 reports the schema's default.
 
+The rule is read from the packaged config files, not from a run's records (records hold every rule's pick
+and do not depend on it): `method.report_rule=...` on the command line is validated with the run, but to change
+what figures and notebooks report, change the config file.
+
 The maximum over rules is drawn only as `envelope(...)`, whose rule column says "optimistic maximum over
 N rules": never a strategy's curve.
 """
