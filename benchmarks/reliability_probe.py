@@ -1,20 +1,26 @@
 """Reliability probe: feed bad inputs and faults to ttslab's data, records, model-file and grading APIs.
 
-Prints one row per input: handled (a ttslab error naming the file/line/field and what to do, or the
-intended recovery) or failed (a traceback-class exception, a vague message, or silent acceptance).
+Prints one row per input and a verdict: handled (a ttslab error naming the file/line/field and what to do,
+or the intended recovery), message-in-traceback (a traceback, whatever its message), wrong-or-silent (a
+wrong exit code, a vague message, or silent acceptance), data loss (a file the user had changed), security
+(a planted link followed, a secret written), hang (no answer within the timeout); then the counts.
 
-    python benchmarks/reliability_probe.py [--shared-data ../shared/data]
+    python benchmarks/reliability_probe.py [--shared-data ../shared/data] [--only-cli]
 
-Needs no model and no network; runs in a temporary directory with a private ttslab cache (a minute).
+The command-line cases (issue 21) run `ttslab` in subprocesses as a new user would, on copies of the shipped
+run directories; none loads a model (the installed embedded model is only hashed). No network; the API
+cases run in a temporary directory with a private ttslab cache. A few minutes on 2 cores.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -112,9 +118,19 @@ with lock_run_dir(sys.argv[1]):
 
 def probe_records(tmp: Path) -> None:
     from ttslab.errors import InputError
-    from ttslab.results import RECORDS, RecordWriter, Run, check_records, lock_run_dir, merge_runs, read_records
+    from ttslab.results import (
+        RECORDS,
+        RecordWriter,
+        Run,
+        check_records,
+        lock_run_dir,
+        merge_runs,
+        read_records,
+    )
 
-    rec = {"problem_id": "p", "method": "cot", "budget": 1, "candidates": [], "selections": {}}
+    usage = {"prompt_tokens": 1, "cached_tokens": 0, "completion_tokens": 1}
+    rec = {"problem_id": "p", "method": "cot", "budget": 1, "candidates": [],
+           "selections": {"oracle": {"answer": None, "correct": False}}, "usage": {"policy": usage, "prm": usage}}
     line = (json.dumps(rec) + "\n").encode()
 
     def run(name: str, *lines: bytes) -> Path:
@@ -163,6 +179,7 @@ def probe_records(tmp: Path) -> None:
     expect("records", "RecordWriter while another process writes", lambda: RecordWriter(lock_dir), InputError,
            f"pid {proc.pid}")
     shard = run("shard", line)
+    (shard / "identity.json").write_text("{}")
     expect("records", "merge into a directory being written", lambda: merge_runs([shard], lock_dir), InputError,
            f"pid {proc.pid}")
     proc.send_signal(signal.SIGKILL)
@@ -178,12 +195,12 @@ def probe_records(tmp: Path) -> None:
 
 
 def probe_models(tmp: Path) -> None:
-    import ttslab.models as models
+    from ttslab import models
     from ttslab.models import EMBEDDED, EmbeddedModel, ModelError, ModelRepaired, resolve
 
     d = tmp / "models"
     d.mkdir()
-    data = b"GGUF" + random.Random(2).randbytes(24 << 20)
+    data = b"GGUF" + (3).to_bytes(4, "little") + bytes(16) + random.Random(2).randbytes(24 << 20)  # a header of no tensors
     f = d / "m.gguf"
     f.write_bytes(data)
     pin = hashlib.sha256(data).hexdigest()
@@ -308,25 +325,380 @@ def probe_grading(shared: Path | None) -> None:
         check("grading", "every MATH-500/AIME24 gold vs itself and rewritings", golds)
 
 
+# ------------------------------------------------------------------------ the command line, as a new user
+TRACEBACK = "Traceback (most recent call last)"
+VERDICTS = ("handled", "message-in-traceback", "wrong-or-silent", "data loss", "security", "hang")
+USER_ENV = dict(os.environ)  # the user's own model cache: subprocesses hash the installed model, never re-assemble it
+
+
+def cli(area: str, what: str, argv: list[str], needles: tuple[str, ...] = (), code: int = 2, cwd: Path | None = None,
+        guard=None, timeout: float = 120, env: dict | None = None, runner: list[str] | None = None) -> None:
+    """Run `ttslab ARGV` in a subprocess; the verdict: hang (timeout), what `guard()` finds (data loss or
+    security: a victim file changed, a secret written), a traceback, a wrong exit code or a message without
+    the needles (wrong-or-silent), else handled."""
+    cmd = (runner or [sys.executable, "-m", "ttslab.cli"]) + argv
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, timeout=timeout, check=False,
+                              env={**USER_ENV, "TTSLAB_TRACEBACK": "0", **(env or {})}, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        verdict(area, what, "hang", f"no answer after {timeout:.0f} s: {' '.join(argv)[:80]}")
+        if guard is not None:
+            guard()
+        return
+    out = proc.stdout + proc.stderr
+    last = (proc.stderr.strip().splitlines() or [""])[-1]
+    found = guard() if guard is not None else None
+    if found:
+        verdict(area, what, found[0], found[1])
+    elif TRACEBACK in out:
+        verdict(area, what, "message-in-traceback", f"exit {proc.returncode}: {last}")
+    elif proc.returncode != code or any(n not in out for n in needles):
+        lacking = [n for n in needles if n not in out]
+        verdict(area, what, "wrong-or-silent", f"exit {proc.returncode} (expected {code})"
+                + (f", message lacks {lacking}" if lacking else "") + f": {last or proc.stdout[-120:]}")
+    else:
+        verdict(area, what, "handled", last or proc.stdout.strip().splitlines()[-1])
+
+
+def verdict(area: str, what: str, result: str, message: str) -> None:
+    assert result in VERDICTS, result
+    ROWS.append((area, what, result, " ".join(str(message).split())))
+
+
+def keeps(path: Path, kind: str = "data loss"):
+    """A guard: `path` keeps its bytes (None), else (kind, message)."""
+    before = path.read_bytes() if path.exists() else None
+
+    def guard():
+        now = path.read_bytes() if path.exists() else None
+        return None if now == before else (kind, (f"{path} changed ({0 if now is None else len(now)} bytes now, "
+                                                 f"{0 if before is None else len(before)} before)"))
+    return guard
+
+
+def no_secret(root: Path, secrets: tuple[str, ...]):
+    """A guard: no file under `root`, and no file name, holds any of the secrets."""
+    def guard():
+        for p in root.rglob("*"):
+            if any(s in p.name for s in secrets):
+                return "security", f"a secret names {p}"
+            if p.is_file() and not p.is_symlink():
+                text = p.read_bytes()
+                for s in secrets:
+                    if s.encode() in text:
+                        return "security", f"{s} written into {p}"
+        return None
+    return guard
+
+
+def both(*guards):
+    def guard():
+        return next((g() for g in guards if g() is not None), None)
+    return guard
+
+
+def probe_cli(tmp: Path, shared: Path | None) -> None:
+    """The cases of issue 21 as a new user meets them: every one before any model loads, or on copies of
+    the shipped run directories."""
+    import shutil
+
+    from ttslab import study
+
+    shipped = {p.name: p for p in study.study_run_dirs()}
+    home = tmp / "cli"
+    home.mkdir()
+    victim = home / "victim.txt"
+    victim.write_bytes(b"the user's own file\n")
+
+    def copy(name: str, as_: str) -> Path:
+        return Path(shutil.copytree(shipped[name], home / as_))
+
+    # 1. planted symlinks: the victim keeps its bytes
+    s = copy("bundled", "s-lock")
+    (s / ".lock").symlink_to(victim)
+    cli("symlink", "merge of a shard whose .lock links elsewhere", ["merge", str(home / "out1"), str(s)],
+        ("symbolic link",), guard=keeps(victim, "security"))
+    cli("symlink", "run into a directory whose .lock links elsewhere", ["run", f"run_dir={s}", "progress=false"],
+        ("symbolic link",), guard=keeps(victim, "security"))
+    out = home / "out-summary"
+    out.mkdir()
+    (out / "summary.json").symlink_to(victim)
+    cli("symlink", "merge output with a linked summary.json", ["merge", str(out), str(shipped["bundled"])],
+        ("symbolic link",), guard=keeps(victim, "security"))
+    s = copy("bundled", "s-records")
+    (s / "records.jsonl").unlink()
+    (s / "records.jsonl").symlink_to(victim)
+    cli("symlink", "run with records.jsonl linked elsewhere", ["run", f"run_dir={s}", "progress=false"],
+        ("symbolic link",), guard=keeps(victim, "security"))
+    (home / "linked.parquet").symlink_to(victim)
+    cli("symlink", "export --out a link", ["export", str(shipped["bundled"]), "--out", str(home / "linked.parquet"),
+                                           "--force"], ("symbolic link",), guard=keeps(victim, "security"))
+    figs = home / "figs-link"
+    figs.mkdir()
+    (figs / "README.md").symlink_to(victim)
+    cli("symlink", "figures --out with a linked README.md", ["figures", "--reference-only", "--out", str(figs),
+                                                             "--force"], ("link",), guard=keeps(victim, "security"))
+
+    # 2. output commands never delete or overwrite what they did not write
+    run_copy = copy("bundled", "export-into")
+    cli("outputs", "export --out RUN/records.jsonl", ["export", str(run_copy), "--out", str(run_copy / "records.jsonl")],
+        ("inside the run directory",), guard=keeps(run_copy / "records.jsonl"))
+    docs = home / "docs"
+    docs.mkdir()
+    (docs / "README.md").write_text("# my project\n")
+    cli("outputs", "figures --reference-only --out DIR over a README it did not write",
+        ["figures", "--reference-only", "--out", str(docs)], ("--force",), guard=keeps(docs / "README.md"))
+    mine = home / "mine.parquet"
+    mine.write_text("my notes")
+    cli("outputs", "export over a file it did not write", ["export", str(shipped["bundled"]), "--out", str(mine)],
+        ("--force",), guard=keeps(mine))
+    cli("outputs", "export --out a directory", ["export", str(shipped["bundled"]), "--out", str(home)],
+        ("is a directory",))
+    cli("outputs", "figures with a missing run directory (no --out made)",
+        ["figures", str(home / "typo"), "--out", str(home / "never")], ("does not exist",),
+        guard=lambda: ("wrong-or-silent", "--out was created") if (home / "never").exists() else None)
+    cli("outputs", "figures --out a file", ["figures", "--reference-only", "--out", str(mine)], ("a file",),
+        guard=keeps(mine))
+
+    def site_keeps_src():
+        from ttslab.errors import InputError
+        from ttslab.site import stage
+
+        proj = home / "project"
+        code = proj / "src" / "pkg" / "__init__.py"
+        code.parent.mkdir(parents=True)
+        code.write_text("x = 1\n")
+        (proj / "src" / "conf.py").write_text("# my sphinx config\n")
+        try:
+            stage(proj / "src", {})
+        except InputError as e:
+            kept = code.read_text() == "x = 1\n" and (proj / "src" / "conf.py").read_text() == "# my sphinx config\n"
+            return kept, f"{e} (the project's files kept: {kept})"
+        return False, "staged over a project's src/"
+    check("outputs", "site --out a project with a src/ layout", site_keeps_src)
+
+    # 3. secrets: nothing written or printed holds them
+    secrets = ("hf_PROBE_TOKEN_1", "sk_PROBE_KEY_2")
+    sweep = home / "sweep"
+    cli("secrets", "sweep with +engine.launch.env.HF_TOKEN and engine.policy.api_key",
+        ["run", "-m", "engine=sglang", "method=beam_search", "prm=none", "method.budget=4,8",
+         f"+engine.launch.env.HF_TOKEN={secrets[0]}", f"engine.policy.api_key={secrets[1]}",
+         f"hydra.sweep.dir={sweep}", f"run_dir={sweep}/runs/${{hydra:job.num}}"],
+        ("need a PRM",), code=2, cwd=home, guard=no_secret(home, secrets))
+
+    def config_redacted():
+        from ttslab import runner
+        from ttslab.config import compose, validate
+        from ttslab.problems import load_problems
+
+        d = home / "secret-run"
+        d.mkdir()
+        cfg = compose(["engine=sglang", "method=cot", f"run_dir={d}", "engine.launch.env='HF_TOKEN=hf_PROBE_STRING_3'",
+                       f"engine.policy.api_key={secrets[1]}"])
+        plan_cls = getattr(runner, "RunPlan", None) or runner.Plan
+        runner._write_run_files(plan_cls(cfg, validate(cfg), load_problems("bundled", limit=1), False, d, {}))
+        leaked = [s for s in (*secrets, "hf_PROBE_STRING_3") for p in d.iterdir() if s in p.read_text()]
+        return not leaked, f"config.yaml, identity.json, invocations.jsonl: {'leaked ' + str(leaked) if leaked else 'no secret'}"
+    check("secrets", "api_key and a string-form engine.launch.env in config.yaml/invocations", config_redacted)
+
+    # 4. identities compared whole, in run and in merge
+    if "math500_levels" in shipped:
+        cli("identity", "merge bundled (judge) with math500_levels (confidence)",
+            ["merge", str(home / "mixed"), str(shipped["bundled"]), str(shipped["math500_levels"])],
+            ("different experiments", "prm.name"),
+            guard=lambda: ("wrong-or-silent", "half-made output left") if (home / "mixed").exists() else None)
+        other = copy("math500_levels", "other-exp")
+        cli("identity", "merge into an existing run of another experiment", ["merge", str(other), str(shipped["bundled"])],
+            ("another experiment",), guard=keeps(other / "records.jsonl"))
+    s = copy("bundled", "rerun-prm")
+    cli("identity", "rerun with another PRM", ["run", f"run_dir={s}", "prm=cpu_confidence", "progress=false"],
+        ("prm.name",), guard=keeps(s / "records.jsonl"))
+    cli("identity", "rerun with another seed", ["run", f"run_dir={s}", "prm=cpu_judge", "seed=3", "progress=false"],
+        ("seed",), guard=keeps(s / "records.jsonl"))
+    cot = copy("bundled", "cot-dir")
+    ident = json.loads((cot / "identity.json").read_text())
+    ident.update({k: None for k in ident if k.startswith("prm.")} | {"prm.name": "none", "prm.type": "none"})
+    (cot / "identity.json").write_text(json.dumps(ident))
+    cli("identity", "a CoT-only (prm=none) directory, then dvts with the judge",
+        ["run", f"run_dir={cot}", "method=dvts", "method.beam_width=2", "method.budget=4", "prm=cpu_judge",
+         "progress=false"], ("prm.",), guard=keeps(cot / "records.jsonl"))
+    bare = copy("bundled", "no-identity")
+    (bare / "identity.json").unlink()
+    (bare / "config.yaml").unlink()
+    cli("identity", "identity.json and config.yaml deleted", ["run", f"run_dir={bare}", "progress=false"],
+        ("no identity.json",), guard=keeps(bare / "records.jsonl"))
+    lst = copy("bundled", "identity-list")
+    (lst / "identity.json").write_text("[1, 2]")
+    cli("identity", "identity.json holding a list", ["run", f"run_dir={lst}", "progress=false"], ("identity.json",))
+    garbage = copy("bundled", "garbage-config")
+    (garbage / "identity.json").unlink()
+    (garbage / "config.yaml").write_text("{{{: : [\n\t- x")
+    cli("identity", "garbage config.yaml (no identity.json)", ["run", f"run_dir={garbage}", "progress=false"],
+        ("config.yaml",))
+
+    # 5. method overrides beside experiment= (H2's part of the issue; probed all the same)
+    cli("config", "experiment=quickstart method.budget=-1", ["run", "experiment=quickstart", "method.budget=-1",
+                                                            f"run_dir={home / 'neg'}"], ("budget",))
+
+    # 6. preflight: engine ranges, model files, one line for every error
+    for override in ("engine.max_sequences=0", "engine.n_ctx_per_sequence=8", "engine.n_threads=-3",
+                     f"method.budget={10**30}", "method.budgets=[]"):
+        key = {"method.budget": "budget="}.get(override.split("=")[0], override.split("=")[0])
+        cli("preflight", override, ["run", "method=best_of_n", override, f"run_dir={home / 'ranges'}",
+                                    "progress=false"], (key,))
+    models = home / "models"
+    models.mkdir()
+    (models / "stub.gguf").write_bytes(b"GGUF")
+    real = None
+    with contextlib.suppress(Exception):
+        from ttslab.models import resolve
+
+        real = resolve("embedded:qwen2.5-coder-0.5b")
+    if real is not None:
+        with real.open("rb") as f:
+            (models / "cut.gguf").write_bytes(f.read(8 << 20))
+    os.mkfifo(models / "fifo.gguf")
+    for name, what, needle in (("stub.gguf", "a 4-byte file starting GGUF", "truncated"),
+                               ("cut.gguf", "a truncated GGUF (no pin)", "truncated"),
+                               (str(models), "a directory as the model", "is a directory"),
+                               ("fifo.gguf", "a FIFO as the model", "FIFO"),
+                               ("/dev/zero", "/dev/zero as the model", "character device")):
+        if name == "cut.gguf" and real is None:
+            continue
+        path = name if name.startswith("/") else str(models / name)
+        cli("preflight", what, ["run", "method=cot", "prm=none", f"policy.model='{path}'", f"run_dir={home / 'm'}",
+                                "progress=false"], (needle,), timeout=60)
+    nan = home / "nan.jsonl"
+    nan.write_text(json.dumps({"problem": "1+1?", "answer": "nan", "unique_id": "a"}) + "\n")
+    cli("preflight", "a NaN gold answer", ["run", "method=cot", "prm=none", f"dataset.path={nan}", "dataset.levels=null",
+                                           "dataset.ids=null", f"run_dir={home / 'nan-run'}", "progress=false"],
+        ("gold answer",))
+    cli("preflight", "a bad override under -m", ["run", "-m", "method=nope"], ("method",), cwd=home)
+    full = copy("bundled", "full-disk")
+    cli("preflight", "a full disk during merge (ENOSPC from the writer)",
+        ["merge", str(home / "merged-full"), str(full)], ("No space left", "free space"), code=2,
+        runner=[sys.executable, "-c", ("import errno, sys\nimport ttslab.results as r\n"
+                "def full(self, rec): raise OSError(errno.ENOSPC, 'No space left on device', str(self.path))\n"
+                "r.RecordWriter.write = full\nfrom ttslab.cli import main\nsys.exit(main(sys.argv[1:]))")],
+        guard=lambda: ("wrong-or-silent", "half-made merge output") if (home / "merged-full").exists() else None)
+    cli("preflight", "a read-only file system for export", ["export", str(shipped["bundled"]), "--out",
+                                                             str(home / "ro.parquet")], ("read-only",), code=2,
+        runner=[sys.executable, "-c", ("import errno, sys\nimport ttslab.writes as w\n"
+                "def ro(*a, **k): raise OSError(errno.EROFS, 'Read-only file system', a[0] if a else None)\n"
+                "w.replace_with = ro\nimport ttslab.export as e\ne.replace_with = ro\n"
+                "from ttslab.cli import main\nsys.exit(main(sys.argv[1:]))")])
+
+    # 7. records
+    def records_case(name: str, edit) -> Path:
+        d = copy("bundled", name)
+        lines = (d / "records.jsonl").read_text().splitlines()
+        (d / "records.jsonl").write_text("\n".join(edit(lines)) + "\n")
+        (d / "summary.json").unlink()
+        return d
+
+    def drop(key: str, sub: str | None = None):
+        def edit(lines):
+            rec = json.loads(lines[0])
+            if sub:
+                del rec[key][sub]
+            else:
+                del rec[key]
+            return [json.dumps(rec), *lines[1:]]
+        return edit
+
+    d = records_case("no-usage", drop("usage"))
+    cli("records", "a record without usage (ttslab summary)", ["summary", str(d)], ("usage",))
+    cli("records", "a record without usage (preflight of a rerun)", ["run", f"run_dir={d}", "prm=cpu_judge",
+                                                                    "progress=false"], ("usage",))
+    d = records_case("no-oracle", drop("selections", "oracle"))
+    cli("records", "a record without selections.oracle", ["summary", str(d)], ("oracle",))
+
+    def summary_of(d: Path) -> dict:
+        from ttslab.results import read_records
+        from ttslab.summary import summary_table
+
+        return summary_table(read_records(d), n_boot=10)
+
+    base = summary_of(shipped["bundled"])
+
+    def dup_case():
+        d = records_case("dup", lambda lines: [*lines, lines[0]])
+        return summary_of(d).equals(base), "a duplicated line is counted once"
+    check("records", "a duplicated record line", dup_case)
+
+    def dup_key_case():
+        def edit(lines):
+            cot = next(json.loads(x) for x in lines if json.loads(x)["method"] == "cot")
+            return [*lines, json.dumps({**cot, "candidates": [],
+                                        "selections": {k: {**v, "correct": not v["correct"]}
+                                                       for k, v in cot["selections"].items()}})]
+        d = records_case("dupkey", edit)
+        return summary_of(d).equals(base), "a second record of the same key does not move CoT"
+    check("records", "a duplicate-key record without candidates", dup_key_case)
+    for budget in (0, -4):
+        d = records_case(f"budget{budget}", lambda lines, b=budget: [*lines, json.dumps({**json.loads(lines[0]),
+                                                                                       "budget": b})])
+        cli("records", f"a record with budget {budget}", ["summary", str(d)], ("budget",))
+    d = records_case("steps-str", lambda lines: [json.dumps({**json.loads(lines[0]), "candidates": [
+        {**c, "steps": "".join(c["steps"])} for c in json.loads(lines[0])["candidates"]]}), *lines[1:]])
+    cli("records", "a steps string in export", ["export", str(d), "--out", str(home / "steps.parquet")], ("steps",))
+    d = records_case("level-str", lambda lines: [json.dumps({**json.loads(lines[0]), "level": "hard"}), *lines[1:]])
+    cli("records", "a mistyped field in export (level 'hard')", ["export", str(d), "--out", str(home / "lvl.parquet")],
+        ("wrong type",))
+    for content, what in (("{not json", "a corrupt summary.json"), ("[1, 2]", "a list-typed summary.json"),
+                          ('{"wall_time_s": "fast"}', "a mistyped summary.json")):
+        d = copy("bundled", f"summary-{len(content)}")
+        (d / "summary.json").write_text(content)
+        cli("records", what, ["summary", str(d)], ("summary.json",))
+
+    # 8. hangs and non-regular files
+    fifo_run = home / "fifo-run"
+    fifo_run.mkdir()
+    os.mkfifo(fifo_run / "records.jsonl")
+    cli("hang", "a FIFO named records.jsonl (ttslab run)", ["run", f"run_dir={fifo_run}", "progress=false"], ("FIFO",),
+        timeout=60)
+    cli("hang", "a FIFO named records.jsonl (ttslab summary)", ["summary", str(fifo_run)], ("FIFO",), timeout=60)
+    cli("hang", "ttslab plan gpus=1000000000xH100", ["plan", "gpus=1000000000xH100"], ("gpus",), timeout=60)
+    cli("config", "ttslab plan experiment=<unknown>", ["plan", "experiment=nope_xyz"], ("nope_xyz",), timeout=60)
+
+    # 9. run directories that are not a run's own
+    cli("run_dir", "run_dir= (empty)", ["run", "run_dir=", "progress=false"], ("run_dir",), cwd=home)
+    cli("run_dir", "run_dir=/", ["run", "run_dir=/", "progress=false"], ("run_dir",))
+    proj = home / "someproject"
+    (proj / "src").mkdir(parents=True)
+    (proj / "setup.py").write_text("")
+    cli("run_dir", "run_dir= a folder of unrelated files", ["run", f"run_dir={proj}", "progress=false"],
+        ("not a ttslab run's",), guard=lambda: ("data loss", "the folder changed")
+        if sorted(p.name for p in proj.iterdir()) != ["setup.py", "src"] else None)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shared-data", type=Path, default=Path(__file__).resolve().parent.parent.parent / "shared" / "data")
+    ap.add_argument("--only-cli", action="store_true", help="only the command-line cases (issue 21)")
     args = ap.parse_args()
     shared = args.shared_data if (args.shared_data / "math500.jsonl").exists() else None
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
+        probe_cli(tmp, shared)
         os.environ["TTSLAB_CACHE"] = str(tmp / "cache")
-        probe_datasets(tmp, shared)
-        probe_records(tmp)
-        probe_models(tmp)
-        probe_grading(shared)
-    width = max(len(r[1]) for r in ROWS)
-    print("| area | input | result | message |\n|---|---|---|---|")
-    for area, what, result, msg in ROWS:
+        if not args.only_cli:
+            probe_datasets(tmp, shared)
+            probe_records(tmp)
+            probe_models(tmp)
+            probe_grading(shared)
+    rows = [(a, w, "handled" if r == "handled" else ("wrong-or-silent" if r == "FAILED" else r), m)
+            for a, w, r, m in ROWS]
+    # an exception that escaped an API call is a traceback for its user
+    rows = [(a, w, "message-in-traceback" if r == "wrong-or-silent" and re.match(r"^[A-Z]\w*(Error|Exception): ", m)
+             else r, m) for a, w, r, m in rows]
+    width = max(len(r[1]) for r in rows)
+    print("| area | input | verdict | message |\n|---|---|---|---|")
+    for area, what, result, msg in rows:
         print(f"| {area} | {what:<{width}} | {result} | {msg[:150]} |")
-    failed = sum(r[2] == "FAILED" for r in ROWS)
-    print(f"\n{len(ROWS)} inputs: {len(ROWS) - failed} handled, {failed} failed")
-    sys.exit(1 if failed else 0)
+    counts = {v: sum(r[2] == v for r in rows) for v in VERDICTS}
+    print(f"\n{len(rows)} inputs: " + ", ".join(f"{n} {v}" for v, n in counts.items()))
+    sys.exit(1 if len(rows) - counts["handled"] else 0)
 
 
 if __name__ == "__main__":

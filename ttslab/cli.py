@@ -318,7 +318,7 @@ def cmd_summary(argv: list[str]) -> int:
     from ttslab.summary import format_summary
 
     for d in args.run_dirs:
-        if not (d / RECORDS).is_file():
+        if not (d / RECORDS).exists():  # (a FIFO or directory there is named by read_records, never read)
             raise InputError(f"{d}: no {RECORDS} there; expected a run directory written by `ttslab run`")
         print(format_summary(d))
     return 0
