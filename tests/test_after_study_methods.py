@@ -404,3 +404,39 @@ def test_each_method_runs_on_the_embedded_model(method, extra, tmp_path):
         assert len(r["candidates"]) == 1  # a window of one agrees with itself
     if method == "deepconf":
         assert all(0 < c["step_scores"][-1] <= 1 for c in r["candidates"])
+
+
+# ------------------------------------------------------------------------------------- records and summary
+def test_records_of_the_four_methods_go_through_summary_and_report_rules_without_naming_them():
+    from ttslab.analysis.rules import report_rule
+    from ttslab.grading import Grader
+    from ttslab.records import build_record
+    from ttslab.summary import summary_table
+
+    answered = lambda depth, seed, k: (f"STEP {depth} seed={seed} s=0.5 \\boxed{{{2 if seed % 3 else 3}}}\n\n",
+                                       "step", 10) if depth == 1 else random_steps(depth, seed, k)
+    runs = [
+        ("particle_filter", spec("particle_filter", 4), FakeEngine(answered), FakePRM(), True),
+        ("rebase", spec("rebase", 4), FakeEngine(answered), FakePRM(), True),
+        ("early_stopping", spec("early_stopping", 4, {"window": 2}), FakeEngine(whole(lambda s, k: k)), None, False),
+        ("deepconf", deepconf(4, mode="offline", eta=50), ConfidenceEngine([0.9, 0.8, 0.7, 0.6]), None, False),
+    ]
+    records = []
+    with Grader() as grader:
+        for name, s, engine, prm, has_prm in runs:
+            cfg = compose([f"method={name}"] + ([] if has_prm else ["prm=none"]))
+            task, _ = run(s, engine, prm)
+            for b in ([1, 2, 4] if STRATEGIES[name].nested_budgets else [4]):
+                rec = build_record(task, grader, cfg, b, 0.1, has_prm)
+                rec = json.loads(json.dumps(rec))  # as stored
+                assert rec["settings"]["options"] == dict(s.options) and rec["method"] == name
+                records.append(rec)
+    table = summary_table(records, n_boot=50)
+    assert list(dict.fromkeys(table["method"])) == ["particle_filter", "rebase", "early_stopping", "deepconf"]
+    assert list(table[table.method == "early_stopping"]["N"]) == [1, 2, 4]  # nested: one generation, three records
+    assert table["tokens/problem"].gt(0).all()
+    esc = [r for r in records if r["method"] == "early_stopping"]
+    assert [len(r["candidates"]) for r in esc] == [1, 2, 4]  # answers 0, 1 in every window: none agrees
+    assert [report_rule(n) for n, *_ in runs] == ["prm_last_max", "prm_last_vote", "majority", "majority"]
+    for r in records:
+        assert report_rule(r["method"]) in r["selections"]
