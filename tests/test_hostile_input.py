@@ -391,7 +391,7 @@ def test_cli_errors_are_one_line(tmp_path):
 
 
 def test_a_failed_run_removes_the_empty_parents_it_created(tmp_path, monkeypatch):
-    import ttslab.runner as runner
+    from ttslab import runner
     from ttslab.config import compose
 
     pytest.importorskip("llama_cpp", reason="preflight of engine=llamacpp needs llama-cpp-python (the cpu extra)")
@@ -409,12 +409,31 @@ def test_a_failed_run_removes_the_empty_parents_it_created(tmp_path, monkeypatch
 
 def test_an_engine_error_is_one_line_exit_1(tmp_path):
     """A model llama.cpp cannot load: the engine's error as one line, no traceback."""
-    proc = subprocess.run([sys.executable, "-c", "import sys; from ttslab.cli import main\n"
+    proc = subprocess.run([sys.executable, "-c", ("import sys; from ttslab.cli import main\n"
                            "from ttslab.engines.llamacpp import EngineError\n"
                            "import ttslab.cli as c\n"
                            "def boom(argv): raise EngineError('llama.cpp could not load the model file /m.gguf')\n"
                            "c.COMMANDS['summary'] = boom\n"
-                           "sys.exit(main(['summary', 'x']))"], capture_output=True, text=True, timeout=120,
+                           "sys.exit(main(['summary', 'x']))")], capture_output=True, text=True, timeout=120,
                           check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().startswith("ttslab: error: llama.cpp could not load the model file /m.gguf")
+
+
+def test_a_secret_in_a_config_file_is_redacted_in_hydras_copies(tmp_path):
+    """Set in a preset (not on the command line): Hydra saves it, the callback rewrites its copies redacted."""
+    extra = tmp_path / "extra" / "experiment"
+    extra.mkdir(parents=True)
+    (extra / "leaky.yaml").write_text("# @package _global_\ndefaults:\n  - quickstart\n"
+                                      "engine:\n  launch:\n    env:\n      HF_TOKEN: hf_FROM_YAML_777\n")
+    proc = subprocess.run([sys.executable, "-m", "ttslab.cli", "run", "-m", f"hydra.searchpath=[file://{extra.parent}]",
+                           "experiment=leaky", "engine=sglang", "method=beam_search", "prm=none", "method.budget=4",
+                           f"hydra.sweep.dir={tmp_path / 'sweep'}", f"run_dir={tmp_path / 'runs'}/${{hydra:job.num}}"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300, check=False,
+                          env={**os.environ, "TTSLAB_TRACEBACK": "0"})
+    assert "need a PRM" in proc.stderr, proc.stderr[-2000:]
+    written = [p for p in (tmp_path / "sweep").rglob("*") if p.is_file()]
+    assert {p.name for p in written} >= {"multirun.yaml", "config.yaml", "hydra.yaml", "overrides.yaml"}
+    for p in written:
+        assert "hf_FROM_YAML_777" not in p.read_text(), p
+    assert "HF_TOKEN: <not saved>" in (tmp_path / "sweep" / "multirun.yaml").read_text()

@@ -109,7 +109,7 @@ class RedactHydraOutputs:
             save({"hydra": redacted(OmegaConf.to_container(hc, resolve=False), "hydra")}, sub / "hydra.yaml")
             save([redact_override(o) for o in hc.overrides.task], sub / "overrides.yaml")
         multirun = Path(str(OmegaConf.select(config, "hydra.sweep.dir", default="") or "")) / "multirun.yaml"
-        if str(hc.mode) == "RunMode.MULTIRUN" and multirun.is_file():
+        if "MULTIRUN" in str(hc.mode) and multirun.is_file():
             data = OmegaConf.load(multirun)
             with open_dict(data):
                 save(redacted(OmegaConf.to_container(data, resolve=False)), multirun)
