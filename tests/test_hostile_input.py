@@ -437,3 +437,12 @@ def test_a_secret_in_a_config_file_is_redacted_in_hydras_copies(tmp_path):
     for p in written:
         assert "hf_FROM_YAML_777" not in p.read_text(), p
     assert "HF_TOKEN: <not saved>" in (tmp_path / "sweep" / "multirun.yaml").read_text()
+
+
+def test_cfg_job_prints_secrets_redacted(capsys):
+    from ttslab.cli import main
+
+    assert main(["run", "engine=sglang", "+engine.launch.env.HF_TOKEN=hf_PRINTED_1", "engine.policy.api_key=sk_PRINTED_2",
+                 "--cfg", "job"]) == 0
+    out = capsys.readouterr().out
+    assert "hf_PRINTED_1" not in out and "sk_PRINTED_2" not in out and "HF_TOKEN: <not saved>" in out

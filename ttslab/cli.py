@@ -160,6 +160,14 @@ def _with_secrets(cfg, secrets: list[str]):
     return cfg
 
 
+def _printing_job_config(flags: list[str]) -> bool:
+    """`--cfg job` (or `-c job`, `--cfg=job`) alone: print the job's config and run nothing."""
+    values = [flags[i + 1] for i, f in enumerate(flags[:-1]) if f in ("--cfg", "-c")]
+    values += [f.split("=", 1)[1] for f in flags if f.startswith("--cfg=")]
+    others = set(flags) - {"--cfg", "-c", "--resolve", *values} - {f for f in flags if f.startswith("--cfg=")}
+    return values == ["job"] and not others
+
+
 def _first_job(overrides: list[str]) -> list[str]:
     """A sweep's overrides with each swept key at its first value: the first job, composed up front so a
     bad key fails as one line before Hydra starts."""
@@ -212,6 +220,15 @@ def _hydra_main(argv: list[str]) -> int:
                   "shows where)", file=sys.stderr)
             raise SystemExit(1) from None
 
+    if _printing_job_config(flags):  # Hydra would print the config as composed: print it redacted
+        from omegaconf import OmegaConf
+
+        from ttslab.config import compose
+        from ttslab.records import redacted
+
+        resolve = "--resolve" in flags
+        print(OmegaConf.to_yaml(OmegaConf.create(redacted(compose(overrides), resolve=resolve))), end="")
+        return 0
     if not set(flags) & {"-sc", "--shell-completion", "--hydra-help"}:
         from ttslab.config import compose
 

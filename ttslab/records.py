@@ -57,7 +57,8 @@ class Candidate(TypedDict):
 
 
 class TreeNode(TypedDict, total=False):
-    """A search-tree node as `ttslab.search.tree.Tree.as_records` writes it."""
+    """A search-tree node as `ttslab.search.tree.Tree.as_records` writes it (`clamped` only when the engine
+    clamped the request)."""
 
     id: int
     parent: int | None
@@ -65,8 +66,12 @@ class TreeNode(TypedDict, total=False):
     text: str
     score: float | None
     finish: str | None
-    selected: bool
     subtree: int | None
+    valid: bool
+    selected: bool
+    terminal: bool
+    tokens: int
+    clamped: Any
 
 
 class Record(TypedDict, total=False):
