@@ -149,6 +149,23 @@ STUDY_PRM_BOS = {
 }
 
 
+class ServerTokenizer:  # an SGLang server's /tokenize for ttslab: the real tokenizer, nothing added
+    def __init__(self, tok):
+        self.tok = tok
+
+    def tokenize(self, text):
+        return list(self.tok(text, add_special_tokens=False)["input_ids"])
+
+
+def real_tokenizer(name):
+    from tests import real_tokenizers
+
+    try:
+        return real_tokenizers.tokenizer(name)
+    except ImportError as err:
+        pytest.skip(f"the real {name} tokenizer needs a package that is missing: {err}")
+
+
 @pytest.mark.parametrize("name,bos", sorted(STUDY_PRM_BOS.items()))
 def test_prm_bos_is_a_config_fact_and_reaches_the_prompt(name, bos):
     from ttslab.config import compose
@@ -157,29 +174,48 @@ def test_prm_bos_is_a_config_fact_and_reaches_the_prompt(name, bos):
     assert cfg.bos_token == bos
     if cfg.type != "logprob":
         return
-
-    class Tokens:  # only the label lookup of LogprobPRM's constructor: "+" and "-" are one token each
-        def tokenize(self, text):
-            return [ord(c) for c in text]
-
-    prm = build_reward_model(cfg, lambda spec: Tokens())
+    tok = real_tokenizer("mistral" if name.startswith("math-shepherd") else "llama31")
+    prm = build_reward_model(cfg, lambda spec: ServerTokenizer(tok))
     text = prm.prompt(QUESTION, STEPS)
     assert text.startswith(bos) and text.count(bos) == 1  # once: the engine adds nothing
+    ids = ServerTokenizer(tok).tokenize(text)
+    assert ids[0] == tok.bos_token_id and ids.count(tok.bos_token_id) == 1
     if name == "math-shepherd-mistral-7b":  # the old prompt started with the question: no BOS at all
         assert text == "<s>What is 2+3? First, 2+3=5. ки\nSo the answer is\n\\boxed{5}. ки"
+        assert ids == tok("What is 2+3? First, 2+3=5. ки\nSo the answer is\n\\boxed{5}. ки")["input_ids"]
 
 
-def test_bos_for_a_format_that_writes_none_is_refused():
+def test_bos_mistakes_are_refused_at_start():
     from ttslab.rewards import LogprobPRM
 
-    class Tokens:
-        def tokenize(self, text):
-            return [ord(c) for c in text]
-
+    tok = real_tokenizer("mistral")
     with pytest.raises(ValueError, match="prm.bos_token='<s>'.*writes no BOS"):
-        LogprobPRM(Tokens(), "judge", "Y", "N", bos_token="<s>")
+        LogprobPRM(ServerTokenizer(tok), "judge", "+", "-", bos_token="<s>")
     with pytest.raises(ValueError, match="disagree"):
-        LogprobPRM(Tokens(), "rlhflow", "+", "-", format_options={"bos": "<s>"}, bos_token="<|begin_of_text|>")
+        LogprobPRM(ServerTokenizer(tok), "rlhflow", "+", "-", format_options={"bos": "</s>"}, bos_token="<s>")
+    with pytest.raises(ValueError, match="must be one special token"):
+        LogprobPRM(ServerTokenizer(tok), "math_shepherd", "+", "-", bos_token="<|begin_of_text|>")
+
+
+def test_a_non_legacy_sentencepiece_tokenizer_is_refused(tmp_path):
+    # The same Mistral tokenizer loaded as non-legacy drops the "▁" of the first word after <s>: the PRM's
+    # inputs would silently differ from the reference's tokenizer.encode(text). It is refused at start.
+    import json
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from tests import real_tokenizers
+    from ttslab.rewards import LogprobPRM
+
+    real_tokenizer("mistral")
+    shutil.copytree(real_tokenizers.cache_dir() / "mistral", tmp_path / "m")
+    cfg_path = tmp_path / "m" / "tokenizer_config.json"
+    cfg_path.write_text(json.dumps({**json.loads(cfg_path.read_text()), "legacy": False,
+                                    "tokenizer_class": "LlamaTokenizer"}))
+    tok = AutoTokenizer.from_pretrained(tmp_path / "m")
+    with pytest.raises(ValueError, match='reads text after its BOS.*"legacy": true'):
+        LogprobPRM(ServerTokenizer(tok), "math_shepherd", "+", "-", bos_token="<s>")
 
 
 def test_cpu_judge_config():

@@ -29,6 +29,32 @@ def single_token_id(engine: Engine, text: str, key: str) -> int:
     return ids[0]
 
 
+# A text that starts with a word, as a PRM input does after its BOS.
+_BOS_PROBE = "What is 1+1? First, 1+1=2."
+
+
+def check_bos_tokenization(engine: Engine, bos: str) -> None:
+    """Refuse a tokenizer on which `bos + text` (what the format writes, tokenized with nothing added) is not
+    the BOS id followed by the ids of `text` (what the reference's `tokenizer.encode(text)` feeds).
+
+    A sentencepiece tokenizer loaded as non-legacy (Metaspace `prepend_scheme: first`) drops the "▁" of the
+    word after a special token: every Math-Shepherd input would differ from the reference's in its first
+    word. Failing here, at start-up, keeps that from becoming silently wrong scores.
+    """
+    bos_ids = engine.tokenize(bos)
+    if len(bos_ids) != 1:
+        raise ValueError(f"prm.bos_token={bos!r} must be one special token of the PRM's tokenizer, but it "
+                         f"tokenizes to {bos_ids}")
+    after, alone = engine.tokenize(bos + _BOS_PROBE), engine.tokenize(_BOS_PROBE)
+    if after != bos_ids + alone:
+        raise ValueError(
+            f"the PRM's tokenizer reads text after its BOS {bos!r} differently from text at the start "
+            f"({after[:4]}... vs {(bos_ids + alone)[:4]}...), so its inputs would not be the reference's "
+            "tokenizer.encode(text); for a sentencepiece (Llama/Mistral) tokenizer serve it with "
+            '"legacy": true in its tokenizer_config.json'
+        )
+
+
 def renormalised_good_probability(logprob_good: float, logprob_bad: float) -> float:
     """P(good) / (P(good) + P(bad)), computed stably from log-probabilities."""
     if math.isinf(logprob_good) and math.isinf(logprob_bad):
@@ -86,6 +112,8 @@ class LogprobPRM:
             raise ValueError(f"prm.bos_token={bos_token!r}, but format {format!r} writes no BOS; set "
                              "prm.bos_token=null or use a format that starts with the tokenizer's BOS")
         self._options = options
+        if options.get("bos"):
+            check_bos_tokenization(engine, options["bos"])
         self.good_id = single_token_id(engine, good_token, "good_token")
         self.bad_id = single_token_id(engine, bad_token, "bad_token")
         if self.good_id == self.bad_id:
