@@ -107,7 +107,7 @@ class LlamaCppEngineConfig:
     max_sequences: int = 32
     n_ctx_per_sequence: int = 3072
     n_batch: int = 512
-    kv_unified: bool = True
+    kv_unified: bool = False  # conf/engine/llamacpp.yaml says why
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ def build_engine(engine_cfg: Any, model_cfg: Any, role: str, run_dir: str | Path
     """The engine serving `model_cfg` (a policy or PRM config) in `role` ("policy" or "prm")."""
     name = engine_cfg["name"]
     if name == "llamacpp":
+        from ttslab.config import LlamaCppEngineConfig
         from ttslab.engines.llamacpp import LlamaCppEngine
 
         spec = model_cfg.get("model")
@@ -24,14 +26,9 @@ def build_engine(engine_cfg: Any, model_cfg: Any, role: str, run_dir: str | Path
                 f"{role} {model_cfg.get('name')!r} has no GGUF model spec (`model: null` in its config), so it "
                 "cannot run on engine=llamacpp; use engine=sglang or set model: to a .gguf path / embedded:<name>"
             )
-        return LlamaCppEngine(
-            spec,
-            n_threads=engine_cfg.get("n_threads"),
-            max_sequences=int(engine_cfg.get("max_sequences", 32)),
-            n_ctx_per_sequence=int(engine_cfg.get("n_ctx_per_sequence", 4096)),
-            n_batch=int(engine_cfg.get("n_batch", 512)),
-            kv_unified=bool(engine_cfg.get("kv_unified", True)),
-        )
+        # the schema's fields, with its defaults for keys a hand-made config leaves out (one source: config.py)
+        settings = {f.name: engine_cfg.get(f.name, f.default) for f in fields(LlamaCppEngineConfig) if f.name != "name"}
+        return LlamaCppEngine(spec, **settings)
     if name == "sglang":
         from ttslab.engines.sglang import SGLangEngine
 

@@ -12,6 +12,14 @@ One llama context holds `max_sequences` KV sequences ("slots"). For a batch of r
 A sequence stops on a stop string (finish "step", the string kept in the text), on an end-of-generation
 token ("eos"), or at max_tokens / its slot's capacity ("length").
 
+Shapes that do not change a sample (see `_MIN_ROWS`/`_MAX_ROWS`): every llama_decode carries 2 to 63 rows,
+so each row's KV and logits take the same CPU kernels whatever shares the batch, and a prompt's last token is
+always decoded anew, after its prefix was evaluated or found cached, in a batch of last tokens. With one KV
+stream per sequence (kv_unified=False) a request and its seed then give the same tokens cold, warm and
+resumed (tests/test_cache_determinism.py). Not yet: a prompt whose prefix came from other decodes (llama.cpp
+splits a per-stream batch into runs of consecutive sequence ids, some of one row), and the shared pool,
+where freed cells let a sequence's KV lie out of position order (flash attention sums in cell order).
+
 The AMX workaround (reference/cpu-engine.md §1): the model is loaded with `use_extra_bufts=False`, or
 the default source build segfaults at the first decode on AMX CPUs.
 """
@@ -26,9 +34,20 @@ from typing import Sequence
 
 import numpy as np
 
+from ttslab.config import LlamaCppEngineConfig
 from ttslab.engines.base import Completion, GenerationRequest, SamplingParams, TokenScores, TokenUsage
 from ttslab.engines.sampling import RowSampler, TokenSampler
 from ttslab.models import resolve
+
+_DEFAULTS = LlamaCppEngineConfig()  # one source for the engine's settings: the config schema
+
+# Rows per llama_decode: at least 2, at most 63. llama.cpp's CPU backend (ggml-cpu as vendored by
+# llama-cpp-python 0.3.36) picks kernels by batch shape, and they round differently: a 1-row batch takes
+# ggml's vec_dot path for the quantised weights where 2+ rows take llamafile's sgemm (sgemm.cpp: "only
+# enable sgemm for prompt processing", n < 2); flash attention takes a split-KV path for 1 query row over
+# >= 512 cells and a tiled GEMM path from 64 query rows on (GGML_FA_TILE_Q), the row-by-row kernel between.
+# From 2 to 63 rows each row's result depends on its own token and its sequence's KV (in cell order) only.
+_MIN_ROWS, _MAX_ROWS = 2, 63
 
 
 class EngineError(RuntimeError):
@@ -117,15 +136,15 @@ class LlamaCppEngine:
     def __init__(
         self,
         model: str,
-        n_threads: int | None = None,
-        max_sequences: int = 32,
-        n_ctx_per_sequence: int = 4096,
-        n_batch: int = 512,
-        kv_unified: bool = True,
+        n_threads: int | None = _DEFAULTS.n_threads,
+        max_sequences: int = _DEFAULTS.max_sequences,
+        n_ctx_per_sequence: int = _DEFAULTS.n_ctx_per_sequence,
+        n_batch: int = _DEFAULTS.n_batch,
+        kv_unified: bool = _DEFAULTS.kv_unified,
     ):
-        if max_sequences < 1 or n_ctx_per_sequence < 64 or n_batch < max_sequences:
+        if max_sequences < 1 or n_ctx_per_sequence < 64 or n_batch < _MIN_ROWS:
             raise ValueError(
-                f"engine: need max_sequences >= 1, n_ctx_per_sequence >= 64, n_batch >= max_sequences; got "
+                f"engine: need max_sequences >= 1, n_ctx_per_sequence >= 64, n_batch >= {_MIN_ROWS}; got "
                 f"{max_sequences}, {n_ctx_per_sequence}, {n_batch}"
             )
         self._ll = ll = _llama()
@@ -138,11 +157,14 @@ class LlamaCppEngine:
         self.n_seq = max_sequences
         self.seq_capacity = n_ctx_per_sequence
         self.n_batch = n_batch
+        self.rows = min(n_batch, _MAX_ROWS)  # rows per llama_decode (see _MAX_ROWS)
+        # one more sequence id, never a slot: the scratch row that pads a 1-row batch to 2 (see _decode)
+        self.scratch = max_sequences
         threads = n_threads or os.cpu_count() or 1
         cp = ll.llama_context_default_params()
-        cp.n_ctx = max_sequences * n_ctx_per_sequence
-        cp.n_batch = cp.n_ubatch = n_batch
-        cp.n_seq_max = max_sequences
+        cp.n_ctx = (max_sequences + 1) * n_ctx_per_sequence
+        cp.n_batch = cp.n_ubatch = max(n_batch, _MAX_ROWS + 1)
+        cp.n_seq_max = max_sequences + 1
         cp.n_threads = cp.n_threads_batch = threads
         # unified: one KV pool, a forked prefix shares cells; per-sequence streams: a fork copies the
         # buffer and each sequence attends only over its own cells, which one would expect to be cheaper
@@ -153,7 +175,7 @@ class LlamaCppEngine:
         if not self.ctx:
             raise EngineError(f"llama.cpp could not create a context of {cp.n_ctx} tokens for {self.path}")
         self.mem = ll.llama_get_memory(self.ctx)
-        self.batch = ll.llama_batch_init(n_batch, 0, 1)
+        self.batch = ll.llama_batch_init(max(n_batch, _MAX_ROWS + 1), 0, 1)
         self.slots = [_Slot() for _ in range(max_sequences)]
         self._clock = 0
         self._sampling = RowSampler(self.n_vocab, threads=min(threads, 2))
@@ -183,8 +205,14 @@ class LlamaCppEngine:
 
     # ---------------------------------------------------------------- KV bookkeeping
     def _decode(self, items: Sequence[tuple[int, int, int, bool]]) -> None:
-        """One llama_decode of (token, position, seq, want_logits) rows."""
+        """One llama_decode of 1..self.rows (token, position, seq, want_logits) rows. A single row gets a
+        companion on the scratch sequence (its logits, if any, are the batch's second row; its KV is dropped
+        right after): a 1-row batch would take other kernels than every other batch (see _MIN_ROWS)."""
         ll, b = self._ll, self.batch
+        assert 0 < len(items) <= self.rows, len(items)
+        padded = len(items) < _MIN_ROWS
+        if padded:
+            items = [*items, (items[0][0], 0, self.scratch, items[0][3])]
         b.n_tokens = len(items)
         for i, (tok, pos, seq, logits) in enumerate(items):
             b.token[i] = tok
@@ -193,19 +221,24 @@ class LlamaCppEngine:
             b.seq_id[i][0] = seq
             b.logits[i] = logits
         rc = ll.llama_decode(self.ctx, b)
+        if padded:
+            ll.llama_memory_seq_rm(self.mem, self.scratch, -1, -1)
         if rc != 0:
             raise EngineError(
                 f"llama_decode failed (code {rc}); the KV cache is full: lower engine.max_sequences or raise "
                 "engine.n_ctx_per_sequence"
             )
 
-    def _prefill(self, slot: int, tokens: list[int], start: int) -> int:
-        """Evaluate tokens[start:] on `slot` in n_batch chunks; returns the batch row of the last token."""
-        end = len(tokens)
-        for lo in range(start, end, self.n_batch):
-            hi = min(lo + self.n_batch, end)
-            self._decode([(tokens[p], p, slot, p == end - 1) for p in range(lo, hi)])
-        return (end - 1 - start) % self.n_batch
+    def _spans(self, rows: Sequence[tuple[int, int, int, bool]]) -> list[tuple[int, int]]:
+        """Index ranges of `rows` (each sequence's rows adjacent) for one llama_decode each: at most
+        self.rows rows; with per-sequence streams also one sequence per decode, since llama.cpp splits a
+        batch with unequal rows per stream into ubatches of its own, possibly of one row (see _MIN_ROWS)."""
+        spans, lo = [], 0
+        for i in range(1, len(rows) + 1):
+            if i == len(rows) or i - lo == self.rows or (not self.kv_unified and rows[i][2] != rows[lo][2]):
+                spans.append((lo, i))
+                lo = i
+        return spans
 
     @staticmethod
     def _common(a: list[int], b: list[int]) -> int:
@@ -258,15 +291,17 @@ class LlamaCppEngine:
     def _prefill_many(self, prompts: list[list[int]], reserved: set[int], on_ready) -> None:
         """Evaluate every prompt on a slot outside `reserved`, each from its longest cached prefix.
 
-        Suffixes of prompts that do not depend on each other share one llama_decode (a "wave"); a prompt
-        that would reuse much more from a prompt of the current wave waits for the next wave.
-        `on_ready(k, slot, cached, row)` runs for prompt k while its last-token logits sit at batch `row`
-        (the next decode overwrites them). Slots used are added to `reserved`.
+        Prompts that do not depend on each other form a "wave" (a prompt that would reuse much more from a
+        prompt of the current wave waits for the next wave). The wave's tokens before each prompt's last
+        are evaluated first, `self.rows` rows per decode, without logits; then the last tokens, with logits:
+        a prompt's last token is decoded anew even when its whole prompt is cached, so its logits come from
+        the same computation in every cache state. `on_ready(k, slot, cached, row)` runs for prompt k
+        while its last-token logits sit at batch `row` (the next decode overwrites them). Slots used are
+        added to `reserved`.
         """
         remaining = list(range(len(prompts)))
         while remaining:
-            rows: list[tuple[int, int, int, bool]] = []
-            placed: list[tuple[int, int, int, int]] = []
+            placed: list[tuple[int, int, int]] = []  # (prompt, slot, positions reused)
             wave: set[int] = set()
             deferred = []
             for k in remaining:
@@ -276,24 +311,23 @@ class LlamaCppEngine:
                     continue
                 source, common = self._best_source(tokens, [s for s in range(self.n_seq) if s not in wave])
                 _, from_wave = self._best_source(tokens, wave)
-                reuse = min(common, len(tokens) - 1)  # the last token is re-decoded for fresh logits
-                n_new = len(tokens) - reuse
-                if from_wave > common + 32 or (rows and len(rows) + n_new > self.n_batch):
+                if from_wave > common + 32:
                     deferred.append(k)
                     continue
+                reuse = min(common, len(tokens) - 1)  # the last token is always decoded anew (above)
                 slot = self._claim(tokens, source, reuse, reserved)
                 wave.add(slot)
-                if n_new > self.n_batch:  # a long prompt on its own, in chunks
-                    on_ready(k, slot, reuse, self._prefill(slot, tokens, reuse))
-                    continue
-                rows.extend((tokens[p], p, slot, p == len(tokens) - 1) for p in range(reuse, len(tokens)))
-                placed.append((k, slot, reuse, len(rows) - 1))
-            if rows:
-                self._decode(rows)
-                for k, slot, reuse, row in placed:
-                    on_ready(k, slot, reuse, row)
-            if len(deferred) == len(remaining) and not rows and not wave:
+                placed.append((k, slot, reuse))
+            if not placed:
                 raise EngineError(f"no free sequence slot for {len(deferred)} prompts (max_sequences={self.n_seq})")
+            body = [(prompts[k][p], p, slot, False) for k, slot, reuse in placed for p in range(reuse, len(prompts[k]) - 1)]
+            for lo, hi in self._spans(body):
+                self._decode(body[lo:hi])
+            for lo in range(0, len(placed), self.rows):
+                chunk = placed[lo : lo + self.rows]
+                self._decode([(prompts[k][-1], len(prompts[k]) - 1, slot, True) for k, slot, _ in chunk])
+                for row, (k, slot, reuse) in enumerate(chunk):
+                    on_ready(k, slot, reuse, row)
             remaining = deferred
 
     def _free_unmatched(self, prompts: list[list[int]]) -> None:
@@ -389,23 +423,23 @@ class LlamaCppEngine:
 
             if groups:
                 self._prefill_many([tokens[requests[g[0]].prompt] for g in groups], reserved, on_ready)
-            if not active:
-                continue
-            rows = []
-            for lv in active:  # one token per live sequence, one decode for all
-                sl = self.slots[lv.slot]
-                rows.append((lv.pending, len(sl.tokens), lv.slot, True))
-                sl.tokens.append(lv.pending)
-            self._decode(rows)
-            toks, lps = self._sampling.sample(self._logits_rows(0, len(rows)), [lv.sampler for lv in active])
             still = []
-            for lv, tok, lp in zip(active, toks, lps):
-                lv.logprobs.append(lp)
-                self._take(lv, tok)
-                if lv.finish:
-                    results[lv.index] = self._completion(lv)
-                else:
-                    still.append(lv)
+            for lo in range(0, len(active), self.rows):  # one token per live sequence, self.rows per decode
+                chunk = active[lo : lo + self.rows]
+                rows = []
+                for lv in chunk:
+                    sl = self.slots[lv.slot]
+                    rows.append((lv.pending, len(sl.tokens), lv.slot, True))
+                    sl.tokens.append(lv.pending)
+                self._decode(rows)
+                toks, lps = self._sampling.sample(self._logits_rows(0, len(rows)), [lv.sampler for lv in chunk])
+                for lv, tok, lp in zip(chunk, toks, lps):
+                    lv.logprobs.append(lp)
+                    self._take(lv, tok)
+                    if lv.finish:
+                        results[lv.index] = self._completion(lv)
+                    else:
+                        still.append(lv)
             active = still
         return results  # type: ignore[return-value]
 
@@ -514,13 +548,13 @@ class LlamaCppEngine:
                                        TokenUsage(len(toks), reuse, 0))
             pending = deferred
             # quiet rows first: every loud row's prefix is then in the KV cache
-            for a in range(0, len(quiet), self.n_batch):
-                self._decode(quiet[a : a + self.n_batch])
+            for a, b in self._spans(quiet):
+                self._decode(quiet[a:b])
             wanted = {k: {p: j for j, p in enumerate(hidden_at[k])} for k in this}
             ll.llama_set_embeddings(self.ctx, True)
             try:
-                for a in range(0, len(loud), self.n_batch):
-                    rows = loud[a : a + self.n_batch]
+                for a, b in self._spans(loud):
+                    rows = loud[a:b]
                     self._decode(rows)
                     for i, (k, p) in enumerate(owners[a : a + len(rows)]):
                         toks, res = sequences[k], out[k]
