@@ -446,3 +446,12 @@ def test_cfg_job_prints_secrets_redacted(capsys):
                  "--cfg", "job"]) == 0
     out = capsys.readouterr().out
     assert "hf_PRINTED_1" not in out and "sk_PRINTED_2" not in out and "HF_TOKEN: <not saved>" in out
+
+
+def test_export_refusal_is_one_line_with_one_prefix(tmp_path, capsys):
+    from ttslab.cli import main
+
+    run = run_dir(tmp_path / "run", [record()])
+    assert main(["export", str(run), "--out", str(run / RECORDS)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("ttslab export: --out") and err.count("ttslab export:") == 1

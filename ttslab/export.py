@@ -205,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         path = export_run(args.run_dir, args.out, args.per, force=args.force)
     except InputError as e:
-        print(f"ttslab export: {e}", file=sys.stderr)
+        msg = str(e)
+        print(msg if msg.startswith("ttslab export:") else f"ttslab export: {msg}", file=sys.stderr)
         return e.exit_code
     import pyarrow.parquet as pq
 
