@@ -90,5 +90,11 @@ assert check("hi")["input_ids"][0] == bos_id and check("hi", add_special_tokens=
 print("converted", gguf, "->", out)
 PY
 fi
+# Tiny random-weight checkpoints of the study's architectures (Mistral, Llama-3.1, R1-Distill-Qwen) with the
+# real tokenizers (tests/test_sglang_real_architectures.py); a few MB each, ~20 s. It reads the embedded GGUF's
+# vocabulary (for R1's Qwen2.5 BPE), so it runs under the model lock; it skips folders already made.
+TINY_DIR=$VENV/models/tiny
+locked "$TTSLAB_PYTHON" tests/sglang_cpu/make_tiny_checkpoints.py "$TINY_DIR"
+echo "sglang.sh: tiny checkpoints ready after $(( $(date +%s) - START )) s"
 echo "sglang.sh: done in $(( $(date +%s) - START )) s"
 echo "export TTSLAB_SGLANG_PYTHON=$VENV/bin/python"

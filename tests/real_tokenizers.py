@@ -23,7 +23,7 @@ import json
 import os
 import shutil
 import tempfile
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 LLAMA31_CONTEXT = 131072
@@ -199,7 +199,7 @@ def cache_dir() -> Path:
     return Path(base) / "real-tokenizers-v1"
 
 
-@lru_cache(maxsize=None)
+@cache
 def tokenizer(name: str):
     """One of "mistral", "llama31", "qwen25", "r1_distill", "qwen_math_prm", built once into the cache folder, then loaded."""
     from transformers import AutoTokenizer

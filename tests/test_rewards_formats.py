@@ -7,8 +7,7 @@ import os
 import pytest
 from omegaconf import OmegaConf
 
-from ttslab.rewards import build_reward_model
-from ttslab.rewards import formats
+from ttslab.rewards import build_reward_model, formats
 
 QUESTION = "What is 2+3?"
 # As the policy writes them: the "\n\n" delimiter ends every step but the last.

@@ -28,7 +28,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from tests import real_tokenizers as rt  # noqa: E402
+from tests import real_tokenizers as rt
 
 # Steps as a policy writes them: "\n\n" ends each but the last; one has an inner newline, LaTeX, a leading space.
 QUESTION = "What is $2+3\\cdot 4$? Give the answer in \\boxed{}."
