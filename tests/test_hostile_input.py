@@ -455,3 +455,20 @@ def test_export_refusal_is_one_line_with_one_prefix(tmp_path, capsys):
     assert main(["export", str(run), "--out", str(run / RECORDS)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("ttslab export: --out") and err.count("ttslab export:") == 1
+
+
+def test_a_site_built_before_the_manifest_is_rebuilt_in_place(tmp_path):
+    """A build folder of an earlier ttslab (its exact conf.py, no manifest) is taken as the site's own."""
+    from ttslab.site import MANIFEST, SPHINX_CONFIG, stage
+
+    repo = tmp_path / "repo"
+    (repo / "paper_figures").mkdir(parents=True)
+    (repo / "README.md").write_text("# ttslab\n")
+    src = tmp_path / "src"
+    (src / "notebooks").mkdir(parents=True)
+    (src / "conf.py").write_text("".join(f"{k} = {v!r}\n" for k, v in SPHINX_CONFIG.items()))
+    (src / "index.md").write_text("old front page\n")
+    (src / "notebooks" / "99_gone.ipynb").write_text("{}")
+    stage(src, {}, repo)
+    assert (src / MANIFEST).exists() and not (src / "notebooks" / "99_gone.ipynb").exists()
+    assert (src / "index.md").read_text() != "old front page\n"

@@ -246,7 +246,11 @@ def stage(src: Path, executed: dict[str, Path], repo: Path = REPO) -> None:
 
     from ttslab.writes import read_regular, write_atomic
 
+    conf = "".join(f"{k} = {v!r}\n" for k, v in SPHINX_CONFIG.items()).encode()
     before = _manifest(src)
+    if not before and (src / "conf.py").is_file() and not (src / "conf.py").is_symlink() \
+            and (src / "conf.py").read_bytes() == conf:  # a build from before the manifest: its files are ours
+        before = {str(p.relative_to(src)) for p in src.rglob("*") if p.is_file() and not p.is_symlink()}
     wanted: set[str] = set()
 
     def put(rel: str, data: bytes) -> None:
@@ -259,7 +263,7 @@ def stage(src: Path, executed: dict[str, Path], repo: Path = REPO) -> None:
         _write_if_changed(dest, data)
         wanted.add(rel)
 
-    put("conf.py", "".join(f"{k} = {v!r}\n" for k, v in SPHINX_CONFIG.items()).encode())
+    put("conf.py", conf)
     put("_static/favicon.svg", FAVICON.encode())
     put("_static/ttslab.css", CSS.encode())
     stems = [Path(n).stem for n in executed]
