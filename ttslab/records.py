@@ -28,7 +28,10 @@ if TYPE_CHECKING:
     from ttslab.grading import Grader
     from ttslab.search.loop import Task
 
+# the run-directory file names the record rules refer to (ttslab.results reads and writes them)
 IDENTITY_FILE = "identity.json"
+RECORDS_FILE = "records.jsonl"
+CONFIG_FILE = "config.yaml"
 
 
 # ------------------------------------------------------------------------------------------ the schema
@@ -326,7 +329,7 @@ def check_identity(run_dir: Path, ident: dict[str, Any]) -> None:
 
     A directory with records but neither identity.json nor config.yaml cannot be checked, so it is
     refused too (its records may come from any experiment)."""
-    from ttslab.results import CONFIG, RECORDS
+    RECORDS, CONFIG = RECORDS_FILE, CONFIG_FILE  # the names results.py gives them
 
     old = read_identity(run_dir)
     if old is None:

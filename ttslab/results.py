@@ -32,7 +32,9 @@ from typing import Any
 
 from ttslab.errors import InputError
 from ttslab.records import (
+    CONFIG_FILE,
     IDENTITY_FILE,
+    RECORDS_FILE,
     describe_difference,
     identity_difference,
     read_identity,
@@ -41,8 +43,8 @@ from ttslab.records import (
 from ttslab.writes import check_writable_name, kind, open_append, open_nofollow, read_regular, write_atomic
 
 SCHEMA = 1
-RECORDS = "records.jsonl"
-CONFIG = "config.yaml"
+RECORDS = RECORDS_FILE
+CONFIG = CONFIG_FILE
 SUMMARY = "summary.json"
 IDENTITY = IDENTITY_FILE  # written by ttslab.runner; compared and copied by merge_runs
 INVOCATIONS = "invocations.jsonl"
