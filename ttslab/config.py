@@ -480,6 +480,8 @@ def check_ranges(cfg: DictConfig, specs: list[list[MethodSpec]]) -> None:
             raise ConfigError(f"{s.name} budget={s.budget}: expected at most {MAX_BUDGET} generations per step")
     ranges = ENGINE_RANGES.get(cfg.engine.name, {})
     for key, (low, high, what) in ranges.items():
+        if key not in cfg.engine:  # a schema without this setting (hand-made configs, older presets)
+            continue
         v = cfg.engine.get(key)
         if v is None and key == "n_threads":
             continue
