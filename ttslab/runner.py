@@ -206,8 +206,7 @@ def execute(plan: RunPlan) -> Path:
             writer = RecordWriter(run_dir)
             try:
                 with Grader() as grader:
-                    for group in plan.specs:
-                        _run_method(plan, group, engine, prm, writer, grader, timings, tqdm)
+                    _run_methods(plan, engine, prm, writer, grader, timings, tqdm)
             finally:
                 writer.close()
                 if prm is not None:
@@ -224,40 +223,69 @@ def execute(plan: RunPlan) -> Path:
     return run_dir
 
 
-def _run_method(plan: RunPlan, group: list[MethodSpec], engine, prm, writer: RecordWriter, grader: Grader,
-                timings: dict[str, float], tqdm) -> None:
-    """One method at all its budgets. Nested budgets share the largest budget's samples."""
+def _pending(plan: RunPlan, group: list[MethodSpec], writer: RecordWriter) -> list[tuple[Task, list[int]]]:
+    """One method's tasks that still lack a record, each with the budgets it records. Nested budgets
+    share the largest budget's samples: one task per problem."""
+    spec, cfg = group[-1], plan.cfg
+    key_prm = cfg.prm.name if plan.use_prm and spec.strategy.uses_prm else None
+    runs = [(spec, [s.budget for s in group])] if spec.strategy.nested_budgets else [(s, [s.budget]) for s in group]
+    return [(make_task(p, s), wanted) for s, wanted in runs for p in plan.problems
+            if not all(writer.has((p.id, s.name, b, key_prm, int(cfg.seed))) for b in wanted)]
+
+
+def _method_rows(run_dir: Path, method: str) -> str:
+    """The results table's rows of one method (from the records written so far)."""
+    from ttslab.summary import summary_table
+
+    table = summary_table([r for r in read_records(run_dir) if r["method"] == method], n_boot=200)
+    return table.to_string(index=False, na_rep="-")
+
+
+def _run_methods(plan: RunPlan, engine, prm, writer: RecordWriter, grader: Grader, timings: dict[str, float],
+                 tqdm, together: bool = True) -> None:
+    """Every method of the plan at all its budgets, through one search loop.
+
+    The methods are independent (as the problems are), so their tasks advance together and the engine's
+    batches fill across methods; with the default per-sequence KV streams a sample does not depend on what
+    shares its batch (ttslab/engines/llamacpp.py says where that still fails: partially cached prompts).
+    Each method's rows print as soon as its last problem finishes; one progress bar covers the whole run,
+    its ETA counted in generation budget (generations per depth x token limit per task).
+    together=False: one method after another, as before (kept to measure the two against each other).
+    """
     cfg = plan.cfg
-    spec = group[-1]
-    strategy = spec.strategy
-    has_prm = plan.use_prm and strategy.uses_prm
-    key_prm = cfg.prm.name if has_prm else None
-    budgets = [s.budget for s in group]
-    runs = [(spec, budgets)] if strategy.nested_budgets else [(s, [s.budget]) for s in group]
-    tasks = []
-    for s, wanted in runs:
-        for p in plan.problems:
-            if not all(writer.has((p.id, s.name, b, key_prm, int(cfg.seed))) for b in wanted):
-                tasks.append((make_task(p, s), wanted))
-    if not tasks:
+    todo: list[tuple[int, Task, list[int]]] = []  # (method index in the plan, task, budgets it records)
+    for m, group in enumerate(plan.specs):
+        todo += [(m, t, w) for t, w in _pending(plan, group, writer)]
+    if not todo:
         return
-    bar = tqdm(total=len(tasks), desc=f"{spec.name} N={','.join(map(str, budgets))}",
-               disable=not cfg.progress, unit="problem")
+    names = [group[-1].name for group in plan.specs]
+    has_prm = [plan.use_prm and group[-1].strategy.uses_prm for group in plan.specs]
+    left = {m: sum(1 for k, _, _ in todo if k == m) for m in {k for k, _, _ in todo}}
+    of_task = {id(t): (m, w) for m, t, w in todo}
+    weight = {id(t): t.spec.budget * t.spec.max_tokens for _, t, _ in todo}
+    bar = tqdm(total=sum(weight.values()), desc=", ".join(dict.fromkeys(names[m] for m in left)),
+               disable=not cfg.progress, bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
     start = time.perf_counter()
-    wanted_of = {id(t): w for t, w in tasks}
 
     def on_done(task: Task) -> None:
+        m, wanted = of_task[id(task)]
         elapsed = time.perf_counter() - start
-        for b in wanted_of[id(task)]:
-            rec = build_record(task, grader, cfg, b, elapsed, has_prm)
+        for b in wanted:
+            rec = build_record(task, grader, cfg, b, elapsed, has_prm[m])
             if not writer.has(record_key(rec)):
                 writer.write(rec)
-        bar.update(1)
+        bar.update(weight[id(task)])
+        left[m] -= 1
+        if left[m] == 0:  # this method is complete: its rows now, the whole table at the end
+            timings[names[m]] = timings.get(names[m], 0.0) + elapsed
+            bar.write(_method_rows(plan.run_dir, names[m]) + f"\n({names[m]}: {elapsed:.0f} s)")
 
-    run_tasks([t for t, _ in tasks], engine, prm if has_prm else None, cfg.policy.family, int(cfg.seed),
-              on_done=on_done)
+    for part in ([todo] if together else [[x for x in todo if x[0] == m] for m in sorted(left)]):
+        if not together:
+            start = time.perf_counter()
+        run_tasks([t for _, t, _ in part], engine, prm if any(has_prm[m] for m, _, _ in part) else None,
+                  cfg.policy.family, int(cfg.seed), on_done=on_done)
     bar.close()
-    timings[spec.name] = timings.get(spec.name, 0.0) + time.perf_counter() - start
 
 
 def run(cfg: DictConfig) -> Path:
