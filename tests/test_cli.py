@@ -46,7 +46,7 @@ BAD_INPUTS = [
     (["run", "run_dir=/proc/ttslab-run"], "is not a writable directory"),
     (["run", "experiment=fig7_qwen_sizes", "dataset=bundled", "dataset.limit=3", "engine.gpu.type=A100-40",
       "engine.gpu.count=1"],
-     _CLASSIFIER_DEPS_MISSING or "PRM qwen2.5-math-prm-72b (135.4 GiB of bf16 weights"),
+     _CLASSIFIER_DEPS_MISSING or "PRM qwen2.5-math-prm-72b (133.2 GiB of bf16 weights"),
     (["run", "engine=sglang", "policy=qwen2.5-0.5b-instruct", "prm=cpu_confidence"], "needs engine=llamacpp"),
     (["summary"], "the following arguments are required: RUN_DIR"),
     (["summary", "/nonexistent/run"], "/nonexistent/run"),
