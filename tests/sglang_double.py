@@ -360,6 +360,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--api-key", default=None)
     ap.add_argument("--config", default=None, help="a YAML of options, as SGLang's ConfigArgumentMerger reads it")
     ap.add_argument("--version", default="0.5.23", help="the SGLang version /server_info reports")
+    ap.add_argument("--context-length", type=int, default=32768, help="the model context /v1/models reports")
     args, unknown = ap.parse_known_args(argv)
     if args.config:  # the launcher passes the API key this way, out of argv
         import yaml
@@ -372,7 +373,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(args.exit_code)
     time.sleep(args.startup_delay)
     double = SGLangDouble(model_path=args.model_path, port=args.port, api_key=args.api_key,
-                          version=args.version).start()
+                          version=args.version, context_length=args.context_length).start()
     print(f"test double serving on {double.url}", flush=True)
     try:
         while True:

@@ -357,3 +357,25 @@ def test_a_clamped_request_says_what_was_sent(cpu_engine):
     assert [sp["max_new_tokens"] for sp in d.bodies[0]["sampling_params"]] == [6, 4]
     assert clamped.max_new_tokens_sent == 6 and clamped.usage.completion_tokens <= 6
     assert fits.max_new_tokens_sent is None
+
+
+def test_a_launched_server_reports_the_context_it_was_started_with(tmp_path):
+    # engine.launch.context_length becomes --context-length; the client reads the server's context back from
+    # GET /v1/models (the double, as a process, reports its --context-length there as SGLang does)
+    import os
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {"PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")])}
+    cfg = {"launch": {"python": sys.executable, "module": "tests.sglang_double", "require_gpu": False,
+                      "startup_timeout_s": 60, "env": env, "context_length": 4096},
+           "policy": {"mem_fraction_static": 0.5}, "connect_timeout_s": 1}
+    model = {"name": "p", "hf_id": "ttslab/test-double", "context_length": 131072,
+             "sglang": {"model_path": None, "tp_size": 1, "mem_fraction_static": 0.5, "extra_args": []}}
+    engine = SGLangEngine.from_config(cfg, model, "policy", tmp_path)
+    try:
+        assert engine.server_contexts == {engine.urls[0]: 4096}
+        assert engine.context_length == 4096  # the launch's, over the model config's 131072
+    finally:
+        engine.close()
