@@ -30,13 +30,13 @@ REPO = Path(__file__).resolve().parent.parent
 def readme_commands() -> list[str]:
     """The first ```bash block of the README: one command per line, comments dropped."""
     text = (REPO / "README.md").read_text(encoding="utf-8")
-    block = re.search(r"```bash\n(.*?)```", text, re.S).group(1)
+    block = re.search(r"```bash\n(.*?)```", text, re.DOTALL).group(1)
     return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip() and not line.startswith("#")]
 
 
 def cpu_name() -> str:
     try:
-        info = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        info = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
     except OSError:
         return platform.processor() or "unknown CPU"
     name = re.search(r"Model name:\s*(.+)", info)
@@ -51,7 +51,7 @@ def cpu_name() -> str:
 def timed(command: str, cwd: Path, env: dict[str, str], log: Path) -> tuple[float, str]:
     """Run one shell command (the venv's bin first on PATH); returns (seconds, output). Fails loudly."""
     start = time.perf_counter()
-    res = subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True)
+    res = subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
     log.write_text(res.stdout + res.stderr)
     if res.returncode != 0:
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
              ("  of which downloads and installs (the rest)", max(0.0, t_install1 - build))]
     t_run, out = timed(run1, clone, env, work / "quickstart.log")
     rows.append(("`ttslab run` (the quickstart)", t_run))
-    for name, secs in re.findall(r"^\((\w+): (\d+) s\)$", out, re.M):
+    for name, secs in re.findall(r"^\((\w+): (\d+) s\)$", out, re.MULTILINE):
         rows.append((f"  {name}'s rows on screen after", float(secs)))
     t_install2, _ = timed(install2, clone, env, work / "install2.log")
     rows.append(("README command 2, install part (after command 1)", t_install2))
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"\nMeasured by benchmarks/newcomer.py on {cpu_name()}, {time.strftime('%Y-%m-%d')}, pip cache "
           f"{'on' if args.cache else 'off'}, from a clean clone of {REPO.name} at "
-          f"{subprocess.run(['git', '-C', str(REPO), 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip()}:\n")
+          f"{subprocess.run(['git', '-C', str(REPO), 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True, check=False).stdout.strip()}:\n")
     print("| step | seconds |\n|---|---|")
     for step, secs in rows:
         print(f"| {step} | {secs:.0f} |")

@@ -30,7 +30,7 @@ import ctypes
 import os
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -580,7 +580,7 @@ class LlamaCppEngine:
         ll.llama_free(self.ctx)
         _release_model(ll, self.path)
 
-    def __enter__(self) -> "LlamaCppEngine":
+    def __enter__(self) -> LlamaCppEngine:
         return self
 
     def __exit__(self, *exc) -> None:
