@@ -29,8 +29,8 @@ from __future__ import annotations
 import ctypes
 import os
 from collections import deque
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
