@@ -176,8 +176,8 @@ def test_problems_advance_together_in_one_batch_per_round():
 
 
 def test_the_registry_declares_what_each_method_is():
-    assert list(STRATEGIES) == ["cot", "best_of_n", "beam_search", "dvts"]
-    needs = {n for n, c in STRATEGIES.items() if c.needs_prm}
+    assert list(STRATEGIES)[:4] == ["cot", "best_of_n", "beam_search", "dvts"]  # (later: test_after_study_methods)
+    needs = {n for n in list(STRATEGIES)[:4] if STRATEGIES[n].needs_prm}
     assert needs == {"beam_search", "dvts"}
     assert strategy_class("cot").fixed_budget == 1 and strategy_class("cot").greedy
 

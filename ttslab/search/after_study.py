@@ -122,7 +122,7 @@ class ParticleFilter(OptionsStrategy):
     """
 
     label = "Particle filtering"
-    color, marker = "#cc78bc", "D"
+    color, marker = "#cf1c90", "D"
     stepwise = needs_prm = uses_prm = True
     option_defaults: ClassVar[dict[str, Any]] = {"softmax_temperature": 1.0}
     option_checks: ClassVar[dict[str, tuple[Callable[[Any], bool], str]]] = {"softmax_temperature": (_positive, "a number > 0 (weights: softmax of PRM-Last / it)")}
@@ -172,7 +172,7 @@ class Rebase(OptionsStrategy):
     """
 
     label = "REBASE"
-    color, marker = "#ca9161", "v"
+    color, marker = "#008695", "v"
     stepwise = needs_prm = uses_prm = True
     option_defaults: ClassVar[dict[str, Any]] = {"softmax_temperature": 0.1}
     option_checks: ClassVar[dict[str, tuple[Callable[[Any], bool], str]]] = {"softmax_temperature": (_positive, "a number > 0 (widths: softmax of PRM-Last / it)")}
@@ -241,7 +241,7 @@ class EarlyStoppingSC(OptionsStrategy):
     """
 
     label = "Early-stopping SC"
-    color, marker = "#fbafe4", "X"
+    color, marker = "#f97b72", "X"
     nested_budgets = True  # (not subsample_unit: the samples' order is the method; a subset is not a run)
     option_defaults: ClassVar[dict[str, Any]] = {"window": 4}
     option_checks: ClassVar[dict[str, tuple[Callable[[Any], bool], str]]] = {"window": (_int_at_least_1, "an integer >= 1 (samples per window)")}
@@ -371,7 +371,7 @@ class DeepConf(OptionsStrategy):
     """
 
     label = "DeepConf"
-    color, marker = "#949494", "*"
+    color, marker = "#8c564b", "*"
     stepwise = True
     option_defaults: ClassVar[dict[str, Any]] = {"mode": "online", "eta": 10.0, "window": 2048, "warmup": 16, "top_k": 20,
                        "confidence": "top_k"}
