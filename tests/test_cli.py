@@ -32,7 +32,7 @@ BAD_INPUTS = [
     (["run", "method=best_of_n", "method.budget=0"], "method.budget=0: expected an integer >= 1"),
     (["run", "method=beam_search", "method.beam_width=0"], "method.beam_width=0: expected an integer >= 1"),
     (["run", "method=beam_search", "method.budget=6"], "use budget 4 or 8"),
-    (["run", "method=foo"], "options in 'method': beam_search best_of_n cot dvts"),
+    (["run", "method=foo"], "options in 'method': beam_search best_of_n cot deepconf dvts early_stopping"),
     (["run", "dataset.limit=abc"], "dataset.limit=abc: Value 'abc' of type 'str' could not be converted to Integer"),
     (["run", "dataset.limit=0"], "dataset.limit=0: expected a positive integer"),
     (["run", "bogus=1"], "Could not override 'bogus'"),
