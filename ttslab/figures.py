@@ -195,7 +195,8 @@ def _run_figures(records: list[dict], note: str) -> Iterator[tuple[_Entry, plt.F
                                           "Value": [plots.cell_text(v) for v in shown.iloc[0]]})
                 text = ("Compute-optimal: " + "; ".join(notes) + ". " if notes else "") + (
                     f"Efficiency gain: budget at majority's maximum / budget where the in-sample curve reaches "
-                    f"it, {_interpolation()}; '>' = already reached at the smallest budget (our reading of the '>' Table 5 prints; the study does not define it).")
+                    f"it, {_interpolation()}; '>' = already reached at the smallest budget (our reading of the "
+                    "'>' Table 5 prints; the study does not define it).")
                 yield (_Entry(f"table5_measured_{tag}", "Table 5 (measured)", "runs",
                               ds_note + "; efficiency gain " + _interpolation()),
                        plots.table_figure(shown, f"Table 5 from runs on {dataset}: CoT vs majority vs "
