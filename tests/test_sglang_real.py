@@ -357,6 +357,24 @@ def test_bon_and_beam_records_match_the_in_process_engine(server, tmp_path):
     assert beam["tree"] and beam["usage"]["prm"]["prompt_tokens"] > 0 and beam["beam_width"] == 2
 
 
+def test_v1_models_gives_the_context_the_client_clamps_to(http, client):
+    """Issue 19 (2): the model's context is `GET /v1/models`' max_model_len (SGLang's model_config.context_len,
+    here --context-length); /tokenize's max_model_len is the tokenizer's model_max_length, which the client no
+    longer reads. The double's card carries the real card's keys, with the same types."""
+    from tests.sglang_double import SGLangDouble
+
+    real = http.get("/v1/models").json()
+    (card,) = [c for c in real["data"] if c.get("max_model_len") is not None]
+    assert card["max_model_len"] == CONTEXT
+    assert client.check_context() == {client.urls[0]: CONTEXT}
+    with SGLangDouble(None, model_path=HF_ID, context_length=CONTEXT) as d:
+        fake = d.models()
+    assert set(fake) == set(real) and fake["object"] == real["object"] == "list"
+    assert set(fake["data"][0]) == set(card)
+    for key, value in fake["data"][0].items():
+        assert value is None or type(value) is type(card[key]), key
+
+
 def test_killed_server_gives_a_clear_error_and_the_run_resumes(server, tmp_path):
     """Last in the module: it kills the module's server, then starts a fresh one for the resume."""
     from ttslab.results import read_records
