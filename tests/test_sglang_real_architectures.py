@@ -168,8 +168,9 @@ def test_llama3_policy_is_sent_with_one_bos_and_generates(llama):
     from ttslab.prompts import build_prompt
 
     llama.sent.clear()
-    params = SamplingParams(temperature=0.7, max_tokens=6, stop=("\n\n",), seed=0)
-    out = llama.client.generate([GenerationRequest(build_prompt("llama3", QUESTION), params, affinity="p")] * 2)
+    prompt = build_prompt("llama3", QUESTION)
+    out = llama.client.generate([GenerationRequest(prompt, SamplingParams(temperature=0.7, max_tokens=6, stop=("\n\n",),
+                                                                          seed=i), affinity="p") for i in range(2)])
     (ids,) = {tuple(i) for i in llama.generated_ids()}
     assert list(ids) == GOLDEN["llama3_policy"]["ids"] and ids.count(128000) == 1
     assert all(c.usage.prompt_tokens == len(ids) and c.finish in ("step", "eos", "length") for c in out)
