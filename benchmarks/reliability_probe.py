@@ -411,7 +411,9 @@ def probe_cli(tmp: Path, shared: Path | None) -> None:
     victim.write_bytes(b"the user's own file\n")
 
     def copy(name: str, as_: str) -> Path:
-        return Path(shutil.copytree(shipped[name], home / as_))
+        d = Path(shutil.copytree(shipped[name], home / as_))
+        (d / ".lock").unlink(missing_ok=True)  # (a run or merge of the shipped directory leaves its lock file)
+        return d
 
     # 1. planted symlinks: the victim keeps its bytes
     s = copy("bundled", "s-lock")
