@@ -143,3 +143,36 @@ def test_every_shipped_verifier_read_the_same_candidates(run):
             cands = by_id[pid]["candidates"]
             assert len(steps) == len(cands), (name, pid)
             assert [len(s) for s in steps] == [len(c["steps"]) for c in cands], (name, pid)
+
+
+@pytest.mark.model
+def test_rescore_scores_every_stored_step_with_the_real_prm_and_resumes(tmp_path, run):
+    """benchmarks/verifier_rescore.py on one problem with both outcomes: one line, a score per stored step of
+    each candidate, in (0, 1); a second call finds it done and scores nothing."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    pytest.importorskip("llama_cpp", reason="re-scoring runs the embedded model (extra cpu)")
+    cfg = yaml.safe_load((RUN / "config.yaml").read_text())
+    data = study.STUDY_RUN.parents[2] / cfg["dataset"]["path"]
+    if not data.exists():
+        pytest.skip(f"the run's dataset file {cfg['dataset']['path']} is not here (MATH-500 is not shipped)")
+    records, _ = run
+    mixed = set(verifiers.mixed_problems(records))
+    rec = min((r for r in records if r["problem_id"] in mixed), key=lambda r: sum(len(c["steps"]) for c in r["candidates"]))
+    target = tmp_path / "run"
+    target.mkdir()
+    (target / "config.yaml").write_text((RUN / "config.yaml").read_text())
+    (target / "records.jsonl").write_text(json.dumps(rec) + "\n")
+    script = [sys.executable, str(study.STUDY_RUN.parents[2] / "benchmarks" / "verifier_rescore.py"), str(target),
+              "cpu_probe", "--mixed-only"]
+    subprocess.run(script, check=True, cwd=study.STUDY_RUN.parents[2], capture_output=True, text=True)
+    (scores,) = verifiers.read_rescored(target).values()
+    assert list(scores) == [rec["problem_id"]]
+    steps = scores[rec["problem_id"]]
+    assert [len(s) for s in steps] == [len(c["steps"]) for c in rec["candidates"]]
+    assert all(0.0 < v < 1.0 for s in steps for v in s)
+    again = subprocess.run(script, check=True, cwd=study.STUDY_RUN.parents[2], capture_output=True, text=True)
+    assert "1 problems done, 0 to score" in again.stdout
