@@ -88,7 +88,8 @@ def test_the_four_methods_are_registered_after_the_study_with_their_facts():
     assert rb.needs_prm and rb.stepwise and not rb.width_divides_budget
     assert not es.needs_prm and not es.uses_prm and not es.stepwise and es.nested_budgets and es.subsample_unit is None
     assert not dc.needs_prm and not dc.uses_prm and dc.stepwise  # (stopped traces are not Pass@1 samples)
-    assert "early_stopping" in whole_solution_methods() and "deepconf" not in whole_solution_methods()
+    # Pass@1 (the difficulty bins) reads only unselected whole solutions: ESC stops on what it drew
+    assert whole_solution_methods() == ("cot", "best_of_n")
     assert all(STRATEGIES[n].label and STRATEGIES[n].color and STRATEGIES[n].marker for n in method_names()[4:])
 
 

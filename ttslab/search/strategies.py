@@ -17,6 +17,8 @@ and declares, as class attributes, what the rest of the package would otherwise 
   label, color, marker  how figures and tables name and draw it
   subsample_unit  analysis may read a smaller budget off the largest one by subsampling independent units:
                   "sample" (Best-of-N: one generation each) or "subtree" (DVTS: M generations per depth each)
+  pass1_samples   its candidates are unselected whole solutions of the policy, so they count in Pass@1 (the
+                  difficulty bins): CoT and Best-of-N; not a method that stops or filters by what it drew
 
 Adding a method is one class here (decorated with `@register("name")`) and one YAML file in
 conf/method/. A strategy that lives outside ttslab is named by its import path
@@ -60,6 +62,7 @@ class Strategy:
     greedy: ClassVar[bool] = False
     width_divides_budget: ClassVar[bool] = False
     subsample_unit: ClassVar[str | None] = None
+    pass1_samples: ClassVar[bool] = False
 
     def __init__(self, beam_width: int = 1):
         self.m = beam_width
@@ -80,6 +83,7 @@ class CoT(Strategy):
     fixed_budget = 1
     nested_budgets = True
     greedy = True
+    pass1_samples = True
 
     def expansions(self, task):
         return [(task.tree.root, 1, 0)] if task.round == 0 else []
@@ -194,8 +198,12 @@ def search_methods() -> tuple[str, ...]:
 
 
 def whole_solution_methods() -> tuple[str, ...]:
-    """Methods whose candidates are independent whole solutions of the policy (CoT, Best-of-N): Pass@1's samples."""
-    return tuple(n for n, c in STRATEGIES.items() if not c.stepwise)
+    """Methods whose candidates are unselected whole solutions of the policy (CoT, Best-of-N): Pass@1's samples.
+
+    Read from `pass1_samples`, not from `stepwise`: early-stopping self-consistency draws whole solutions but
+    stops on what it drew, so its sample counts depend on the answers and would bias Pass@1.
+    """
+    return tuple(n for n, c in STRATEGIES.items() if c.pass1_samples)
 
 
 def subsampled_methods() -> dict[str, str]:
