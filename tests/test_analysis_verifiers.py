@@ -176,3 +176,22 @@ def test_rescore_scores_every_stored_step_with_the_real_prm_and_resumes(tmp_path
     assert all(0.0 < v < 1.0 for s in steps for v in s)
     again = subprocess.run(script, check=True, cwd=study.STUDY_RUN.parents[2], capture_output=True, text=True)
     assert "1 problems done, 0 to score" in again.stdout
+
+
+def test_a_rescoring_in_progress_is_left_out_and_named(tmp_path, run):
+    """A verifier that has not read every problem with both outcomes would get a constant score where it changes
+    picks: it is left out of the comparison and named as incomplete."""
+    import shutil
+
+    records, scores = run
+    target = tmp_path / "run"
+    target.mkdir()
+    shutil.copy(RUN / "records.jsonl", target / "records.jsonl")
+    (target / "rescored").mkdir()
+    own = records[0]["prm"]
+    mixed = verifiers.mixed_problems(records)
+    with open(target / "rescored" / "partial.jsonl", "w") as f:
+        f.writelines(json.dumps({"problem_id": pid, "prm": "partial", "step_scores": scores[own][pid]}) + "\n" for pid in mixed[:3])
+    _, found = verifiers.run_verifiers(target)
+    assert list(found) == [own]
+    assert verifiers.incomplete_verifiers(target) == {"partial": (3, len(mixed))}

@@ -284,12 +284,22 @@ def length_correlation(records: Sequence[dict[str, Any]], scoring: str = SCORING
 
 def run_verifiers(run_dir: str | Path) -> tuple[list[dict[str, Any]], dict[str, dict[str, list[list[float]]]]]:
     """(the run's largest Best-of-N records, {verifier: scores}): the run's own verifier (named by its PRM
-    config name as stored in the records) and every re-scored one beside the run."""
+    name as stored in the records) and every re-scored one beside the run that has read every problem with
+    both outcomes (`incomplete_verifiers` names the others: a re-scoring still in progress)."""
     records = best_of_n_records(read_records(run_dir))
     if not records:
         raise ValueError(f"{run_dir}: no Best-of-N records")
     own = str(records[0].get("prm"))
-    return records, {own: stored_scores(records), **read_rescored(run_dir)}
+    mixed = set(mixed_problems(records))
+    done = {k: v for k, v in read_rescored(run_dir).items() if mixed <= set(v)}
+    return records, {own: stored_scores(records), **done}
+
+
+def incomplete_verifiers(run_dir: str | Path) -> dict[str, tuple[int, int]]:
+    """{verifier: (problems with both outcomes read, of how many)} for re-scorings not finished yet: left out
+    of every comparison (a constant score stands in only where it changes nothing, see the docstring)."""
+    mixed = set(mixed_problems(best_of_n_records(read_records(run_dir))))
+    return {k: (len(mixed & set(v)), len(mixed)) for k, v in read_rescored(run_dir).items() if not mixed <= set(v)}
 
 
 # --------------------------------------------------------------------------- what a reader is told
