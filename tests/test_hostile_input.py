@@ -312,6 +312,21 @@ def test_identity_compared_whole_prm_and_seed_included(tmp_path):
         check_identity(run, cot)
 
 
+def test_a_logprob_prms_bos_is_part_of_the_identity(tmp_path):
+    """Math-Shepherd scored with its <s> must never resume a directory scored without it (issue 19.1)."""
+    from ttslab.records import check_identity
+
+    shepherd = _identity_cfg("engine=sglang", "method=best_of_n", "prm=math-shepherd-mistral-7b",
+                             "policy=llama-3.1-8b-instruct")
+    assert shepherd["prm.bos_token"] == "<s>"
+    before_the_fix = {k: v for k, v in shepherd.items() if k != "prm.bos_token"}
+    run = run_dir(tmp_path / "run", [record()], identity=before_the_fix)
+    with pytest.raises(ConfigError, match="prm.bos_token"):
+        check_identity(run, shepherd)
+    cpu = _identity_cfg("method=cot")  # a PRM without a BOS keeps the identity it had (shipped runs resume)
+    assert "prm.bos_token" not in cpu
+
+
 # ------------------------------------------------------------------------------------------ records
 def test_summaries_count_each_record_once_and_refuse_budget_zero(tmp_path):
     from ttslab.summary import summary_table

@@ -285,6 +285,11 @@ def run_identity(cfg: DictConfig, specs: list[list[MethodSpec]], model_hashes: d
     }
     prm = OmegaConf.to_container(cfg.prm, resolve=True)
     ident.update({f"prm.{k}": prm.get(k) for k in PRM_IDENTITY_KEYS})
+    # The BOS a logprob PRM's inputs start with changes every score (Math-Shepherd was once scored without
+    # its <s>). Kept only when set, so a run directory made before the key existed, with a PRM that has
+    # none, still resumes, while an old Math-Shepherd directory (no key) is refused for a run that sends <s>.
+    if prm.get("bos_token") is not None:
+        ident["prm.bos_token"] = prm["bos_token"]
     ident["prm.model_sha256"] = model_hashes.get("prm")
     return ident
 
