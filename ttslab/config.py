@@ -496,8 +496,6 @@ def check_ranges(cfg: DictConfig, specs: list[list[MethodSpec]]) -> None:
                           f"{cfg.engine.backoff_s}")
 
 
-
-
 # ---------------------------------------------------------------- moved to ttslab.records
 _MOVED = ("redacted", "run_identity", "check_identity", "check_record_settings", "IDENTITY_FILE")
 
