@@ -52,3 +52,18 @@ def test_summary_of_an_unfinished_run_counts_the_problems_behind_each_row():
             if not (r["problem_id"] == "p002" and r["method"] == "best_of_n" and r["budget"] == 16)]
     table = summary_table(recs, n_boot=100).set_index(["method", "N"])
     assert table.loc[("best_of_n", 16), "problems"] == 4 and table.loc[("best_of_n", 8), "problems"] == 5
+
+
+def test_no_rule_reads_above_pass_at_n_on_the_shipped_run():
+    """pass@N comes from the same units as the rules: DVTS@4 read its pass@N off the N=4 records while its
+    rules drew 2 of the 8 subtrees of the N=16 records on the subset (PRM-Last-Max 17.6 > pass@N 17.5)."""
+    from ttslab.results import read_records
+    from ttslab.study import study_run_dirs
+    from ttslab.summary import summary_table
+
+    for run in study_run_dirs():
+        table = summary_table(read_records(run), n_boot=10)
+        rules = [c for c in table.columns if c == "majority" or c.startswith("prm_")]
+        for _, row in table.iterrows():
+            values = [float(row[c]) for c in rules if row[c] not in ("-", None) and row[c] == row[c]]
+            assert max(values) <= float(row["pass@N"]) + 1e-9, (run.name, row["method"], row["N"])

@@ -288,11 +288,12 @@ def _subsampled_columns(recs, key, budgets, exact_cap, subsets, rng) -> dict[tup
                 values[rule][rows] = v
         for rule, v in values.items():
             cols[(*key, rule, b)] = _by_problem(arrays.problem_ids, v)
-        if key[2] == "best_of_n":
-            ok = arrays.units >= b
-            p = np.full(len(arrays.units), np.nan)
-            p[ok] = pass_at_k(arrays.units[ok], arrays.correct.sum(axis=1)[ok], b)
-            cols[(*key, PASS_AT_K, b)] = _by_problem(arrays.problem_ids, p)
+        # pass@k over the same units as the rules (samples, or subtrees of at most one solution each), so a
+        # rule never reads above it (DVTS's was read off each budget's own records: PRM-Last-Max 17.6 > 17.5)
+        ok = arrays.units >= n
+        p = np.full(len(arrays.units), np.nan)
+        p[ok] = pass_at_k(arrays.units[ok], arrays.correct.sum(axis=1)[ok], n)
+        cols[(*key, PASS_AT_K, b)] = _by_problem(arrays.problem_ids, p)
     return cols
 
 
